@@ -1,0 +1,1 @@
+"""Marshmallow schemas: one per resource, loading writes and dumping replies."""

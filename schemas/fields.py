@@ -1,0 +1,139 @@
+"""Marshmallow fields that load and dump exactly like Django REST framework's."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+UTC = dt.timezone.utc
+
+BASE_MESSAGES = {
+    "required": "This field is required.",
+    "null": "This field may not be null.",
+}
+
+# Django's parse_datetime fallback for what datetime.fromisoformat() refuses.
+DATETIME_RE = re.compile(
+    r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
+    r"[T ](?P<hour>\d{1,2}):(?P<minute>\d{1,2})"
+    r"(?::(?P<second>\d{1,2})(?:[.,](?P<microsecond>\d{1,6})\d{0,6})?)?"
+    r"\s*(?P<tzinfo>Z|[+-]\d{2}(?::?\d{2})?)?$",
+    re.ASCII,
+)
+
+
+def parse_datetime(text: str) -> dt.datetime | None:
+    """Parse like Django's parse_datetime; None when the text has no datetime shape."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        match = DATETIME_RE.match(text)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    zone = parts.pop("tzinfo")
+    if parts["microsecond"]:
+        parts["microsecond"] = parts["microsecond"].ljust(6, "0")
+    tzinfo = None
+    if zone == "Z":
+        tzinfo = UTC
+    elif zone is not None:
+        minutes = 60 * int(zone[1:3]) + (int(zone[-2:]) if len(zone) > 3 else 0)
+        tzinfo = dt.timezone(dt.timedelta(minutes=-minutes if zone[0] == "-" else minutes))
+    numbers = {key: int(value) for key, value in parts.items() if value is not None}
+    return dt.datetime(**numbers, tzinfo=tzinfo)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """A naive datetime is UTC; an aware one is converted to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_datetime(value: dt.datetime) -> str:
+    """ISO 8601 in UTC ending in Z; microseconds only when non-zero (DRF's output)."""
+    text = to_utc(value).isoformat()
+    return text[:-6] + "Z"
+
+
+class DateTime(fields.Field):
+    """DRF's DateTimeField: ISO 8601 in, with or without offset; UTC with Z out."""
+
+    default_error_messages = {
+        **BASE_MESSAGES,
+        "invalid": "Datetime has wrong format. Use one of these formats instead: "
+        "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+        "overflow": "Datetime value out of range.",
+    }
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else format_datetime(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        return load_datetime(value, self.make_error)
+
+
+def load_datetime(value: Any, make_error: Any) -> dt.datetime:
+    """Turn client input into an aware UTC datetime, or raise the DRF message."""
+    if not isinstance(value, str):
+        raise make_error("invalid")
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # the right shape but an impossible date, such as month 13
+        parsed = None
+    if parsed is None:
+        raise make_error("invalid")
+    try:
+        return to_utc(parsed)
+    except OverflowError:
+        raise make_error("overflow") from None
+
+
+class Text(fields.Field):
+    """DRF's CharField: numbers coerced to text, surrounding whitespace trimmed."""
+
+    default_error_messages = {
+        **BASE_MESSAGES,
+        "invalid": "Not a valid string.",
+        "blank": "This field may not be blank.",
+        "max_length": "Ensure this field has no more than {max_length} characters.",
+        "null_characters": "Null characters are not allowed.",
+        "surrogate": "Surrogate characters are not allowed: U+{code_point:X}.",
+    }
+
+    def __init__(self, *, max_length: int, allow_blank: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.allow_blank = allow_blank
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return value
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.make_error("invalid")
+        text = str(value).strip()
+        if not text and not self.allow_blank:
+            raise self.make_error("blank")
+        # DRF runs every validator and reports each failure, in this order.
+        problems = []
+        if len(text) > self.max_length:
+            problems.append(self.error_messages["max_length"].format(max_length=self.max_length))
+        if "\x00" in text:
+            problems.append(self.error_messages["null_characters"])
+        surrogate = next((char for char in text if 0xD800 <= ord(char) <= 0xDFFF), None)
+        if surrogate is not None:
+            problems.append(self.error_messages["surrogate"].format(code_point=ord(surrogate)))
+        if problems:
+            raise ValidationError(problems)
+        return text
+
+
+class Id(fields.Integer):
+    """A read-only integer primary key."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dump_only=True, **kwargs)

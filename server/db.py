@@ -1,0 +1,141 @@
+"""The only module that touches the driver: aiopg pool, sessions, transactions, error mapping."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator, Mapping
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+
+from server.errors import ApiError, BadRequest, Conflict, Unavailable
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+# Driver errors that mean "the database is not there (or not answering)".
+UNAVAILABLE = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """Raised to CLI commands when the database cannot be reached at all."""
+
+
+def translate(exc: BaseException) -> ApiError | None:
+    """Map a driver error to the server's own error; None means unexpected (a 500)."""
+    if isinstance(exc, psycopg2.errors.UniqueViolation):
+        return Conflict(["A record with these values already exists."])
+    if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
+        return Unavailable()
+    if isinstance(exc, (psycopg2.IntegrityError, psycopg2.DataError)):
+        return BadRequest([{"non_field_errors": ["Invalid data."]}])
+    if isinstance(exc, UNAVAILABLE):
+        return Unavailable()
+    return None
+
+
+class Session:
+    """One pooled connection: named queries, with explicit transactions when needed."""
+
+    def __init__(self, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+        self._cursor = cursor
+        self._queries = queries
+
+    async def _run(self, name: str, params: Mapping[str, Any] | None, fragments: Mapping[str, str]) -> None:
+        text = self._queries[name]
+        if fragments:
+            text = text.format(**fragments)
+        await self._cursor.execute(text, params)
+
+    async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
+        await self._run(name, params, fragments)
+        row = await self._cursor.fetchone()
+        return None if row is None else dict(zip(self._column_names(), row))
+
+    async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
+        await self._run(name, params, fragments)
+        names = self._column_names()
+        return [dict(zip(names, row)) for row in await self._cursor.fetchall()]
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
+        await self._run(name, params, fragments)
+        return self._cursor.rowcount
+
+    async def execute_script(self, text: str) -> None:
+        """Run SQL text with no parameters (a migration file)."""
+        await self._cursor.execute(text)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        """aiopg connections are autocommit; this groups statements into one transaction."""
+        async with self._cursor.begin():
+            yield self
+
+    def _column_names(self) -> list[str]:
+        return [column.name for column in self._cursor.description]
+
+
+class Database:
+    """A pool of connections and the loaded queries; sessions translate driver errors."""
+
+    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float) -> None:
+        self._pool = pool
+        self.queries = queries
+        self._timeout = timeout
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                connection = await self._pool.acquire()
+        except UNAVAILABLE + (psycopg2.Error,) as exc:
+            log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+            raise Unavailable() from exc
+        try:
+            async with connection.cursor() as cursor:
+                yield Session(cursor, self.queries)
+        except (psycopg2.Error, asyncio.TimeoutError, ConnectionError) as exc:
+            if not isinstance(exc, psycopg2.Error):
+                connection.close()  # it may be mid-query; never hand it out again
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            if isinstance(mapped, Unavailable):
+                log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+            raise mapped from exc
+        finally:
+            await self._pool.release(connection)
+
+    async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
+        async with self.session() as session:
+            return await session.fetch_one(name, params, **fragments)
+
+    async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
+        async with self.session() as session:
+            return await session.fetch_all(name, params, **fragments)
+
+    async def close(self) -> None:
+        self._pool.close()
+        await self._pool.wait_closed()
+
+
+async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 1,
+                        maxsize: int = 20, timeout: float = 5.0) -> Database:
+    """Connect a pool; raises DatabaseUnavailable with a one-line reason on failure."""
+    try:
+        pool = await aiopg.create_pool(
+            url, minsize=minsize, maxsize=maxsize, timeout=timeout,
+            connect_timeout=max(2, int(timeout)), options="-c TimeZone=UTC",
+        )
+    except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"database unreachable: {reason}") from None
+    return Database(pool, queries, timeout)

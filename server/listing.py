@@ -1,0 +1,154 @@
+"""List options (limit, offset, ordering, filters): validated into SQL fragments and parameters."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+from marshmallow import Schema, ValidationError, fields
+
+from schemas.fields import DateTime, Text, load_datetime
+from server.errors import BadRequest
+
+MAX_BIGINT = 2**63 - 1
+COMPARISONS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+@dataclasses.dataclass(frozen=True)
+class ListQuery:
+    where: str
+    order_by: str
+    params: dict[str, Any]
+    paginated: bool
+    limit: int | None
+    offset: int
+
+
+class _Problems(Exception):
+    pass
+
+
+def _integer(value: Any, minimum: int) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 30:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Problems("A valid integer is required.")
+    if value < minimum:
+        raise _Problems(f"Ensure this value is greater than or equal to {minimum}.")
+    if value > MAX_BIGINT:
+        raise _Problems(f"Ensure this value is less than or equal to {MAX_BIGINT}.")
+    return value
+
+
+def _message_of(error: ValidationError) -> str:
+    messages = error.messages
+    return messages[0] if isinstance(messages, list) else str(messages)
+
+
+def value_parser(field: fields.Field) -> Callable[[Any], Any]:
+    """How a filter value for this schema field is checked and converted."""
+    if isinstance(field, DateTime):
+        return lambda value: load_datetime(value, field.make_error)
+    if isinstance(field, Text):
+        def text(value: Any) -> str:
+            if not isinstance(value, str):
+                raise ValidationError("Not a valid string.")
+            return value
+        return text
+    return lambda value: _integer(value, -MAX_BIGINT)
+
+
+def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.Field],
+                   allowed: tuple[str, ...], param: str) -> tuple[str, Any]:
+    field_name, _, op = lookup.partition("__")
+    if field_name not in allowed:
+        raise _Problems(f'Cannot filter on "{field_name}"; use one of: {", ".join(allowed)}.')
+    field = schema_fields[field_name]
+    column = f'"{field_name}"'
+    if op == "isnull":
+        if not isinstance(value, bool):
+            raise _Problems(f'"{lookup}" takes true or false.')
+        return f"{column} IS {'' if value else 'NOT '}NULL", None
+    if op == "icontains":
+        if not isinstance(field, Text):
+            raise _Problems(f'"icontains" works on text fields only, not on "{field_name}".')
+        if not isinstance(value, str):
+            raise _Problems(f'Invalid value for "{lookup}": Not a valid string.')
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{column} ILIKE %({param})s", f"%{escaped}%"
+    if op not in COMPARISONS:
+        raise _Problems(f'Unknown filter operator "{op}" in "{lookup}"; '
+                        "use none, gt, gte, lt, lte, isnull or icontains.")
+    if value is None and op == "":
+        return f"{column} IS NULL", None
+    try:
+        converted = value_parser(field)(value)
+    except ValidationError as exc:
+        raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
+    except _Problems as exc:
+        raise _Problems(f'Invalid value for "{lookup}": {exc}') from None
+    return f"{column} {COMPARISONS[op]} %({param})s", converted
+
+
+def _filters(raw: Any, schema_fields: Mapping[str, fields.Field], allowed: tuple[str, ...],
+             params: dict[str, Any]) -> tuple[str, list[str]]:
+    if raw is None:
+        return "TRUE", []
+    if not isinstance(raw, dict):
+        return "TRUE", [f"Expected an object of field lookups, but got {type(raw).__name__}."]
+    clauses, problems = [], []
+    for index, (lookup, value) in enumerate(raw.items()):
+        try:
+            clause, converted = _filter_clause(lookup, value, schema_fields, allowed, f"f{index}")
+        except _Problems as exc:
+            problems.append(str(exc))
+            continue
+        clauses.append(clause)
+        if converted is not None:
+            params[f"f{index}"] = converted
+    return " AND ".join(clauses) or "TRUE", problems
+
+
+def _ordering(raw: Any, allowed: tuple[str, ...]) -> tuple[str, list[str]]:
+    if raw is None or raw == "":
+        return '"id" ASC', []
+    if not isinstance(raw, str):
+        return "", ['Expected a string such as "last_name,-admission_date".']
+    terms, problems = [], []
+    for term in (part.strip() for part in raw.split(",")):
+        name = term.removeprefix("-")
+        if name not in allowed:
+            problems.append(f'Cannot order by "{name}"; use one of: {", ".join(allowed)}.')
+            continue
+        terms.append(f'"{name}" {"DESC" if term.startswith("-") else "ASC"}')
+    if not any(term.startswith('"id" ') for term in terms):
+        terms.append('"id" ASC')  # a stable order, so pages never repeat or skip rows
+    return ", ".join(terms), problems
+
+
+def parse_list_options(payload: Mapping[str, Any], schema: Schema, filter_fields: tuple[str, ...],
+                       ordering_fields: tuple[str, ...], max_page_size: int) -> ListQuery:
+    """Validate the list options of a request; raise one 400 naming every bad option."""
+    problems: dict[str, list[str]] = {}
+    params: dict[str, Any] = {}
+    limit = None
+    offset = 0
+    paginated = payload.get("limit") is not None
+    for key, minimum in (("limit", 1), ("offset", 0)):
+        if payload.get(key) is None:
+            continue
+        try:
+            number = _integer(payload[key], minimum)
+        except _Problems as exc:
+            problems[key] = [str(exc)]
+            continue
+        if key == "limit":
+            limit = min(number, max_page_size)
+        else:
+            offset = number
+    order_by, order_problems = _ordering(payload.get("ordering"), ordering_fields)
+    where, filter_problems = _filters(payload.get("filters"), schema.fields, filter_fields, params)
+    problems.update({key: found for key, found in (("ordering", order_problems), ("filters", filter_problems)) if found})
+    if problems:
+        raise BadRequest([problems])
+    params.update(limit=limit, offset=offset if paginated else 0)
+    return ListQuery(where, order_by, params, paginated, limit, offset)

@@ -1,0 +1,40 @@
+"""The wire format: parsing {stream, payload} frames and building DCRF reply envelopes."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class FrameError(Exception):
+    """A frame the server cannot route; answered with 400 and `"stream": null`."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_frame(text: str) -> tuple[str, dict[str, Any]]:
+    """Return (stream, payload) of a client frame, or raise FrameError saying why not."""
+    try:
+        frame = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise FrameError("Invalid frame: not valid JSON.") from None
+    if not isinstance(frame, dict) or "stream" not in frame or "payload" not in frame:
+        raise FrameError('Invalid frame: expected a JSON object with "stream" and "payload".')
+    if not isinstance(frame["stream"], str):
+        raise FrameError('Invalid frame: "stream" must be a string.')
+    if not isinstance(frame["payload"], dict):
+        raise FrameError('Invalid frame: "payload" must be an object.')
+    return frame["stream"], frame["payload"]
+
+
+def envelope(status: int, data: Any = None, errors: list[Any] | None = None,
+             action: Any = None, request_id: Any = None) -> dict[str, Any]:
+    """The five reply keys, in the protocol's order."""
+    return {"errors": errors or [], "data": data, "action": action,
+            "response_status": status, "request_id": request_id}
+
+
+def encode(stream: str | None, payload: dict[str, Any]) -> str:
+    """The outgoing frame, byte for byte as the old stack's json.dumps wrote it."""
+    return json.dumps({"stream": stream, "payload": payload})

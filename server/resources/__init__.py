@@ -1,0 +1,25 @@
+"""The registry of resources: each one served as a /ws/ stream (and later under /api/)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from server.resources.base import CRUD, QUERIES_FOR, Resource
+from server.resources.patients import patients
+
+RESOURCES: tuple[Resource, ...] = (
+    patients,
+)
+
+
+def check_queries(resources: tuple[Resource, ...], queries: Mapping[str, str]) -> None:
+    """Refuse to start when a resource's action needs a query its sql file lacks."""
+    missing = sorted(
+        resource.query(name)
+        for resource in resources
+        for action in resource.actions
+        if resource.actions[action] is CRUD.get(action)
+        for name in QUERIES_FOR[action]
+        if resource.query(name) not in queries
+    )
+    if missing:
+        raise ValueError(f"missing SQL queries: {', '.join(missing)}")

@@ -1,0 +1,150 @@
+"""Fixtures: a real PostgreSQL (a fresh migrated database per test), a real server socket, clients."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import AccessLogger, create_app
+from server.config import Config
+from server.keys import DATABASE_URL, DB
+from server.users import create_user, issue_token
+from tests.pg import cloned_database, server_url, template_database
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with server_url(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str) -> Iterator[str]:
+    with template_database(pg_server) as name:
+        yield name
+
+
+@pytest.fixture
+def database_url(pg_server: str, pg_template: str) -> Iterator[str]:
+    with cloned_database(pg_server, pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config(heartbeat_seconds=30.0, db_timeout_seconds=3.0)
+
+
+@pytest.fixture
+async def app(config: Config, database_url: str) -> web.Application:
+    return create_app(config, database_url)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
+    # The server's own access logger, so tests see exactly what production logs.
+    server = TestServer(app)
+    await server.start_server(access_log_class=AccessLogger)
+    test_client = await aiohttp_client(server)
+    test_client.app_database_url = app[DATABASE_URL]
+    return test_client
+
+
+@pytest.fixture
+async def token(client: TestClient) -> str:
+    db = client.app[DB]
+    await create_user(db, "nurse", "correct horse")
+    return await issue_token(db, "nurse")
+
+
+class Socket:
+    """A connected client: send frames, read replies as parsed JSON (and raw text)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.last_text = ""
+
+    async def send(self, frame: Any) -> None:
+        await self.ws.send_str(json.dumps(frame))
+
+    async def receive(self) -> Any:
+        message = await self.ws.receive(timeout=10)
+        self.last_text = message.data
+        return json.loads(message.data)
+
+    async def call(self, frame: Any) -> Any:
+        await self.send(frame)
+        return await self.receive()
+
+    async def request(self, action: str, request_id: Any = 1, stream: str = "patients", **keys: Any) -> Any:
+        """Send one action on a stream; return the reply's payload (the envelope)."""
+        reply = await self.call({"stream": stream, "payload": {"action": action, "request_id": request_id, **keys}})
+        assert reply["stream"] == stream
+        return reply["payload"]
+
+
+@pytest.fixture
+async def ws(client: TestClient, token: str) -> AsyncIterator[Socket]:
+    async with client.ws_connect(f"/ws/?token={token}") as connection:
+        yield Socket(connection)
+
+
+def ok(data: Any, action: str, status: int = 200, request_id: Any = 1) -> dict[str, Any]:
+    return {"errors": [], "data": data, "action": action, "response_status": status, "request_id": request_id}
+
+
+def error(errors: list[Any], action: Any, status: int, request_id: Any = 1) -> dict[str, Any]:
+    return {"errors": errors, "data": None, "action": action, "response_status": status, "request_id": request_id}
+
+
+class Pattern:
+    """Equal to any string matching the regular expression (for server-set values)."""
+
+    def __init__(self, regex: str) -> None:
+        import re
+
+        self.regex = re.compile(regex)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.regex.fullmatch(other) is not None
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.regex.pattern!r})"
+
+
+class AnyId:
+    def __eq__(self, other: object) -> bool:
+        return type(other) is int and other > 0
+
+    def __repr__(self) -> str:
+        return "AnyId()"
+
+
+STAMP = Pattern(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+ANY_ID = AnyId()
+ADA = {"first_name": "Ada", "last_name": "Lovelace", "admission_date": "2026-11-01T08:30:00Z", "dismissal_date": None}
+
+
+def patient(**fields: Any) -> dict[str, Any]:
+    """A patient object as the server dumps it, with server-set fields matched by shape."""
+    base = {"id": ANY_ID, **ADA, "updated_at": STAMP, "created_at": STAMP}
+    return {**base, **fields}
+
+
+async def create(ws: Socket, **fields: Any) -> dict[str, Any]:
+    reply = await ws.request("create", data={**ADA, **fields})
+    assert reply["response_status"] == 201, reply
+    return reply["data"]
+
+
+@pytest.fixture
+def token_for() -> Any:
+    """Make a user and a token on any test client's database."""
+    async def make(client: TestClient, username: str = "nurse") -> str:
+        await create_user(client.app[DB], username, None)
+        return await issue_token(client.app[DB], username)
+    return make

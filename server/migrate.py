@@ -48,6 +48,8 @@ async def migrate(db: Database, sql_dir: Path) -> list[str]:
 
 async def pending_migrations(db: Database, sql_dir: Path) -> list[str]:
     """Names of migrations the database does not have yet."""
-    row = await db.fetch_one("migrations.latest")
-    latest = 0 if row is None or row["version"] is None else row["version"]
-    return [f"{v:04d}_{n}" for v, n, _ in migration_files(sql_dir) if v > latest]
+    async with db.session() as session:
+        done: set[int] = set()
+        if (await session.fetch_one("migrations.table_exists"))["exists"]:
+            done = {row["version"] for row in await session.fetch_all("migrations.applied")}
+    return [f"{v:04d}_{n}" for v, n, _ in migration_files(sql_dir) if v not in done]

@@ -17,10 +17,9 @@ SELECT pg_advisory_unlock(727274105);
 -- name: applied
 SELECT version FROM schema_migrations ORDER BY version;
 
--- name: latest
--- NULL when the bookkeeping table does not exist yet (a database never migrated).
-SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL
-            ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END AS version;
+-- name: table_exists
+-- False for a database never migrated.
+SELECT to_regclass('schema_migrations') IS NOT NULL AS exists;
 
 -- name: record
 INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);

@@ -17,8 +17,8 @@ from tests.pg import cloned_database, server_url, template_database
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with server_url(tmp_path_factory.mktemp("pg")) as url:
+def pg_server() -> Iterator[str]:
+    with server_url() as url:
         yield url
 
 
@@ -57,7 +57,7 @@ async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
 @pytest.fixture
 async def token(client: TestClient) -> str:
     db = client.app[DB]
-    await create_user(db, "nurse", "correct horse")
+    await create_user(db, "nurse", None)
     return await issue_token(db, "nurse")
 
 

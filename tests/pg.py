@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -44,18 +46,22 @@ async def migrate_url(url: str) -> None:
 
 
 @contextlib.contextmanager
-def server_url(base: Path) -> Iterator[str]:
-    """DASHBOARD_DATABASE_URL when set, else an embedded PostgreSQL under `base`."""
+def server_url() -> Iterator[str]:
+    """DASHBOARD_DATABASE_URL when set, else an embedded PostgreSQL in a fresh temporary directory."""
     if os.environ.get("DASHBOARD_DATABASE_URL"):
         yield os.environ["DASHBOARD_DATABASE_URL"]
         return
     from server.embedded import start_embedded
 
+    # 0755 and under /tmp, so that as root the cluster lives right here, not in /var/lib.
+    base = Path(tempfile.mkdtemp(prefix="dashboard-test-"))
+    base.chmod(0o755)
     embedded = start_embedded(base / "var")
     try:
         yield embedded.url
     finally:
         embedded.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -77,7 +77,7 @@ async def test_plain_http_get_with_a_token_is_told_to_upgrade(client, token: str
     assert response.status == 426 and await response.json() == {"detail": "Use a WebSocket client."}
 
 
-async def test_tokens_and_passwords_never_reach_the_logs(client, token: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_tokens_never_reach_the_logs(client, token: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         async with client.ws_connect(f"/ws/?token={token}") as connection:
             ws = Socket(connection)
@@ -88,4 +88,3 @@ async def test_tokens_and_passwords_never_reach_the_logs(client, token: str, cap
     access = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
     assert any('"GET /ws/"' in line for line in access), access
     assert token not in caplog.text and token[:-1] not in caplog.text
-    assert "correct horse" not in caplog.text

@@ -1,0 +1,133 @@
+"""The dashboard-server command line, run as a real process against a real database."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from typing import Iterator
+
+import aiohttp
+import psycopg2
+import pytest
+
+from tests.pg import admin, cloned_database, with_database_name
+from tests.conftest import Socket, ok
+
+
+@pytest.fixture
+def empty_url(pg_server: str) -> Iterator[str]:
+    with cloned_database(pg_server, "template0") as url:
+        yield url
+
+
+def run(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DASHBOARD_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "server", *args], input=stdin, capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    connection.close()
+    return rows
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode == 1, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("dashboard-server: "), result.stderr
+    assert text in result.stderr
+    assert result.stdout == ""
+
+
+def test_migrate_applies_in_order_once(empty_url: str) -> None:
+    first = run(empty_url, "migrate")
+    assert first.returncode == 0 and first.stdout == "applied 0001_users, 0002_patients\n"
+    again = run(empty_url, "migrate")
+    assert again.returncode == 0 and again.stdout == "database is up to date\n"
+    assert query(empty_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
+        (1, "users"), (2, "patients")]
+
+
+def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:
+    env = {**os.environ, "DASHBOARD_DATABASE_URL": empty_url}
+    processes = [subprocess.Popen([sys.executable, "-m", "server", "migrate"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outputs = sorted(process.communicate(timeout=60)[0] for process in processes)
+    assert [process.returncode for process in processes] == [0, 0, 0]
+    assert outputs == ["applied 0001_users, 0002_patients\n", "database is up to date\n", "database is up to date\n"]
+
+
+def test_users_and_tokens(database_url: str) -> None:
+    created = run(database_url, "createuser", "sister.mary", "--password-stdin", stdin="s3cret pass\n")
+    assert created.returncode == 0, created.stderr
+    one_line_error(run(database_url, "createuser", "sister.mary", "--password-stdin", stdin="x\n"), "already exists")
+    one_line_error(run(database_url, "createuser", "bad name!", stdin=""), "username")
+    one_line_error(run(database_url, "createuser", "blank", "--password-stdin", stdin="\n"), "blank")
+    first, second = run(database_url, "token", "sister.mary"), run(database_url, "token", "sister.mary")
+    assert re.fullmatch(r"[0-9a-f]{40}\n", first.stdout) and re.fullmatch(r"[0-9a-f]{40}\n", second.stdout)
+    assert first.stdout != second.stdout and first.stderr == ""
+    one_line_error(run(database_url, "token", "nobody"), "no user 'nobody'")
+    # Only a slow salted hash and a digest are stored; the old token is revoked.
+    (password,), = query(database_url, "SELECT password FROM users WHERE username = 'sister.mary'")
+    assert password.startswith("scrypt$") and "s3cret" not in password
+    digests = query(database_url, "SELECT encode(digest, 'hex') FROM tokens")
+    assert len(digests) == 1 and second.stdout.strip() not in digests[0][0]
+
+
+def test_a_user_without_a_password(database_url: str) -> None:
+    assert run(database_url, "createuser", "kiosk").returncode == 0  # stdin is not a terminal
+    assert query(database_url, "SELECT password FROM users") == [("!",)]
+
+
+def test_unreachable_database(tmp_path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/nothing"
+    for args in (("migrate",), ("token", "x"), ("createuser", "x"), ("serve", "--port", "1")):
+        one_line_error(run(url, *args), "database unreachable")
+
+
+def test_serve_refuses_an_unmigrated_database(empty_url: str) -> None:
+    one_line_error(run(empty_url, "serve", "--port", "1"), "run 'dashboard-server migrate'")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_serve_answers_and_shuts_down_with_1001(database_url: str) -> None:
+    token = run(database_url, "createuser", "n") and run(database_url, "token", "n").stdout.strip()
+    port = free_port()
+    env = {**os.environ, "DASHBOARD_DATABASE_URL": database_url}
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "server", "serve", "--port", str(port),
+                                                  env=env, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert b"serving ws://127.0.0.1:" in await asyncio.wait_for(server.stderr.readline(), 30)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    ws = await session.ws_connect(f"http://127.0.0.1:{port}/ws/?token={token}")
+                    break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            assert await Socket(ws).request("list") == ok([], "list")
+            server.send_signal(signal.SIGTERM)
+            closing = await ws.receive(timeout=10)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+            await ws.close()
+        assert await asyncio.wait_for(server.wait(), 15) == 0
+        log = (await server.stderr.read()).decode()
+        assert token not in log and '"GET /ws/"' in log
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()

@@ -27,14 +27,14 @@ class _Problems(Exception):
     pass
 
 
-def _integer(value: Any, minimum: int) -> int:
+def _integer(value: Any, minimum: int, maximum: int | None = MAX_BIGINT) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 30:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Problems("A valid integer is required.")
     if value < minimum:
         raise _Problems(f"Ensure this value is greater than or equal to {minimum}.")
-    if value > MAX_BIGINT:
+    if maximum is not None and value > maximum:
         raise _Problems(f"Ensure this value is less than or equal to {MAX_BIGINT}.")
     return value
 
@@ -44,22 +44,30 @@ def _message_of(error: ValidationError) -> str:
     return messages[0] if isinstance(messages, list) else str(messages)
 
 
+def _text(value: Any) -> str:
+    """A text filter value; characters PostgreSQL cannot store are refused like on writes."""
+    if not isinstance(value, str):
+        raise ValidationError("Not a valid string.")
+    if "\x00" in value:
+        raise ValidationError(Text.default_error_messages["null_characters"])
+    surrogate = next((char for char in value if 0xD800 <= ord(char) <= 0xDFFF), None)
+    if surrogate is not None:
+        raise ValidationError(Text.default_error_messages["surrogate"].format(code_point=ord(surrogate)))
+    return value
+
+
 def value_parser(field: fields.Field) -> Callable[[Any], Any]:
     """How a filter value for this schema field is checked and converted."""
     if isinstance(field, DateTime):
         return lambda value: load_datetime(value, field.make_error)
     if isinstance(field, Text):
-        def text(value: Any) -> str:
-            if not isinstance(value, str):
-                raise ValidationError("Not a valid string.")
-            return value
-        return text
+        return _text
     return lambda value: _integer(value, -MAX_BIGINT)
 
 
 def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.Field],
                    allowed: tuple[str, ...], param: str) -> tuple[str, Any]:
-    field_name, _, op = lookup.partition("__")
+    field_name, separator, op = lookup.partition("__")
     if field_name not in allowed:
         raise _Problems(f'Cannot filter on "{field_name}"; use one of: {", ".join(allowed)}.')
     field = schema_fields[field_name]
@@ -71,11 +79,13 @@ def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.F
     if op == "icontains":
         if not isinstance(field, Text):
             raise _Problems(f'"icontains" works on text fields only, not on "{field_name}".')
-        if not isinstance(value, str):
-            raise _Problems(f'Invalid value for "{lookup}": Not a valid string.')
+        try:
+            value = _text(value)
+        except ValidationError as exc:
+            raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"{column} ILIKE %({param})s", f"%{escaped}%"
-    if op not in COMPARISONS:
+    if op not in COMPARISONS or (separator and not op):  # "first_name__" names no operator
         raise _Problems(f'Unknown filter operator "{op}" in "{lookup}"; '
                         "use none, gt, gte, lt, lte, isnull or icontains.")
     if value is None and op == "":
@@ -133,11 +143,11 @@ def parse_list_options(payload: Mapping[str, Any], schema: Schema, filter_fields
     limit = None
     offset = 0
     paginated = payload.get("limit") is not None
-    for key, minimum in (("limit", 1), ("offset", 0)):
+    for key, minimum, maximum in (("limit", 1, None), ("offset", 0, MAX_BIGINT)):
         if payload.get(key) is None:
             continue
         try:
-            number = _integer(payload[key], minimum)
+            number = _integer(payload[key], minimum, maximum)
         except _Problems as exc:
             problems[key] = [str(exc)]
             continue

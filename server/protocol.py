@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -13,10 +14,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 would come back out as the non-JSON `Infinity`
+        raise ValueError("number out of range")
+    return value
+
+
 def parse_frame(text: str) -> tuple[str, dict[str, Any]]:
     """Return (stream, payload) of a client frame, or raise FrameError saying why not."""
     try:
-        frame = json.loads(text, parse_constant=_refuse_constant)
+        frame = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise FrameError("Invalid frame: not valid JSON.") from None
     if not isinstance(frame, dict) or "stream" not in frame or "payload" not in frame:

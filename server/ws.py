@@ -65,7 +65,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     app = request.app
     user = await authenticate(request, app[DB])
     config = app[CONFIG]
-    ws = web.WebSocketResponse(max_msg_size=config.max_frame_bytes, heartbeat=config.heartbeat_seconds,
+    ws = web.WebSocketResponse(max_msg_size=config.max_frame_bytes + 1, heartbeat=config.heartbeat_seconds,
                                compress=False)
     if not ws.can_prepare(request).ok:
         raise web.HTTPUpgradeRequired(text='{"detail":"Use a WebSocket client."}',

@@ -48,6 +48,8 @@ async def test_unknown_stream(ws: Socket) -> None:
     ("hello", "not valid JSON."),
     ("", "not valid JSON."),
     ('{"stream": "patients", "payload": {"action": "list", "request_id": NaN}}', "not valid JSON."),
+    ('{"stream": "patients", "payload": {"action": "list", "request_id": -Infinity}}', "not valid JSON."),
+    ('{"stream": "patients", "payload": {"action": "create", "data": {"first_name": 1e999}}}', "not valid JSON."),
     ("[" * 100_000 + "]" * 100_000, "not valid JSON."),
     ("[1, 2]", 'expected a JSON object with "stream" and "payload".'),
     ('"patients"', 'expected a JSON object with "stream" and "payload".'),

@@ -86,6 +86,11 @@ async def test_pages_with_filters_and_ordering(ws: Socket, ward: dict) -> None:
     ({"filters": {"first_name__icontains": None}},
      {"filters": ['Invalid value for "first_name__icontains": Not a valid string.']}),
     ({"filters": {"id": "one"}}, {"filters": ['Invalid value for "id": A valid integer is required.']}),
+    ({"filters": {"first_name": "A\x00"}}, {"filters": ['Invalid value for "first_name": Null characters are not allowed.']}),
+    ({"filters": {"last_name__icontains": "\ud800"}},
+     {"filters": ['Invalid value for "last_name__icontains": Surrogate characters are not allowed: U+D800.']}),
+    ({"filters": {"first_name__": "Ada"}}, {"filters": [
+        'Unknown filter operator "" in "first_name__"; use none, gt, gte, lt, lte, isnull or icontains.']}),
     ({"filters": {"admission_date__gt": "soon"}}, {"filters": [
         'Invalid value for "admission_date__gt": Datetime has wrong format. Use one of these formats instead: '
         "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any, AsyncIterator, Mapping
 
 import aiopg
@@ -23,6 +24,16 @@ UNAVAILABLE = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
+
+
+def quote_table(name: str) -> str:
+    """A table name (optionally schema-qualified) quoted for a {fragment}; refuses anything else."""
+    if not TABLE_NAME.fullmatch(name):
+        raise ValueError(f"not a table name: {name!r}")
+    return ".".join(f'"{part}"' for part in name.split("."))
 
 
 class DatabaseUnavailable(Exception):
@@ -121,6 +132,10 @@ class Database:
     async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
         async with self.session() as session:
             return await session.fetch_all(name, params, **fragments)
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
+        async with self.session() as session:
+            return await session.execute(name, params, **fragments)
 
     async def close(self) -> None:
         self._pool.close()

@@ -13,8 +13,7 @@ from typing import Any, Awaitable, Callable, Iterator
 from aiohttp import web
 
 from server.config import Config, load_config
-from server.db import Database, DatabaseUnavailable, open_database
-from server.errors import ApiError
+from server.db import Database, DatabaseUnavailable, QueryRefused, open_database, refusals_as_messages
 from server.migrate import migrate, pending_migrations
 from server.secret import Sealer, SecretError, load_secret
 from server.sql import load_queries
@@ -128,10 +127,10 @@ def cmd_import_django(config: Config, args: argparse.Namespace) -> None:
         except DatabaseUnavailable as exc:
             raise CommandError(f"Django {exc}") from None
         try:
-            return (await import_django(db, source, sealer, args.patients_table)).lines()
-        except ApiError as exc:
-            cause = str(exc.__cause__ or exc).strip().splitlines()[0]
-            raise CommandError(f"import failed, nothing was changed: {cause}") from None
+            with refusals_as_messages():
+                return (await import_django(db, source, sealer, args.patients_table)).lines()
+        except QueryRefused as exc:
+            raise CommandError(f"import failed, nothing was changed: {exc}") from None
         finally:
             await source.close()
 

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 import aiopg
 import psycopg2
@@ -38,6 +38,21 @@ def quote_table(name: str) -> str:
 
 class DatabaseUnavailable(Exception):
     """Raised to CLI commands when the database cannot be reached at all."""
+
+
+class QueryRefused(Exception):
+    """For CLI commands: a statement the database refused; str() is the first line of its reason."""
+
+
+@contextlib.contextmanager
+def refusals_as_messages() -> Iterator[None]:
+    """Turn any driver error (or its mapped ApiError) inside the block into QueryRefused."""
+    try:
+        yield
+    except (psycopg2.Error, ApiError) as exc:
+        cause = exc.__cause__ if isinstance(exc, ApiError) and exc.__cause__ else exc
+        lines = str(cause).strip().splitlines()
+        raise QueryRefused(lines[0] if lines else type(cause).__name__) from exc
 
 
 def translate(exc: BaseException) -> ApiError | None:

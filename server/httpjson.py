@@ -27,6 +27,14 @@ def json_error(status: type[web.HTTPException], body: Any,
     return status(text=render(body), content_type="application/json", headers=extra or None)
 
 
+def method_not_allowed(method: str, allow: str) -> web.HTTPException:
+    """405 with DRF's text; `allow` is the Allow header, in the order we list the methods."""
+    exc = web.HTTPMethodNotAllowed(method, (), text=render({"detail": f'Method "{method}" not allowed.'}),
+                                   content_type="application/json")
+    exc.headers["Allow"] = allow
+    return exc
+
+
 def detail_error(status: type[web.HTTPException], detail: str,
                  headers: Mapping[str, str] | None = None) -> web.HTTPException:
     """DRF's {"detail": "..."} error."""

@@ -11,7 +11,7 @@ from marshmallow import Schema
 from schemas.fields import DateTime, Text
 from server.auth import authenticate
 from server.errors import ApiError, Forbidden, NotFound
-from server.httpjson import detail_error, json_response, read_body
+from server.httpjson import json_response, method_not_allowed, read_body
 from server.keys import CONFIG, DB, RESOURCES
 from server.resources.base import Call, Resource
 
@@ -126,8 +126,7 @@ async def serve_action(request: web.Request, resource: Resource, methods: Mappin
         if not resource.allows(principal.user, action):
             raise Forbidden()
         if action is None:
-            raise detail_error(web.HTTPMethodNotAllowed, f'Method "{request.method}" not allowed.',
-                               headers={"Allow": allow_header(methods)})
+            raise method_not_allowed(request.method, allow_header(methods))
         call = Call(app[DB], principal.user, resource, app[CONFIG].max_page_size)
         status, data = await resource.actions[action](call, await build_payload(request, resource, action))
     except ApiError as exc:
@@ -165,8 +164,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         if isinstance(exc, web.HTTPMethodNotAllowed):
-            raise detail_error(web.HTTPMethodNotAllowed, f'Method "{request.method}" not allowed.',
-                               headers={"Allow": ", ".join(sorted(exc.allowed_methods))}) from None
+            raise method_not_allowed(request.method, ", ".join(sorted(exc.allowed_methods))) from None
         detail = "Not found." if exc.status == 404 else exc.reason
         return json_response({"detail": detail}, exc.status)
     except ApiError as exc:  # outside a resource action: the database away during a login, say

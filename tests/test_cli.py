@@ -139,3 +139,28 @@ async def test_serve_answers_and_shuts_down_with_1001(database_url: str) -> None
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+def test_roles_passwd_deactivate_and_users(database_url: str) -> None:
+    assert run(database_url, "createuser", "reader", "--role", "viewer", "--password-stdin", stdin="pw one\n").stderr == (
+        "created user reader (viewer)\n")
+    assert run(database_url, "createuser", "writer").stderr == "created user writer (editor)\n"  # the default
+    refused = run(database_url, "createuser", "x", "--role", "admin")
+    assert refused.returncode == 2 and "invalid choice: 'admin'" in refused.stderr
+    run(database_url, "token", "writer")
+    (before,), = query(database_url, "SELECT password FROM users WHERE username = 'reader'")
+    changed = run(database_url, "passwd", "reader", "--password-stdin", stdin="pw two\n")
+    assert changed.returncode == 0 and changed.stderr == "password changed for reader; its login sessions ended\n"
+    (after,), = query(database_url, "SELECT password FROM users WHERE username = 'reader'")
+    assert after.startswith("scrypt$") and after != before
+    one_line_error(run(database_url, "passwd", "nobody", "--password-stdin", stdin="x\n"), "no user 'nobody'")
+    off = run(database_url, "deactivate", "writer")
+    assert off.returncode == 0 and off.stderr == (
+        "deactivated writer: token revoked, sessions ended, open sockets close within 30 s\n")
+    one_line_error(run(database_url, "deactivate", "nobody"), "no user 'nobody'")
+    listing = run(database_url, "users")
+    assert listing.returncode == 0
+    assert [line.split("\t")[:5] for line in listing.stdout.splitlines()] == [
+        ["username", "role", "active", "password", "token"],
+        ["reader", "viewer", "yes", "yes", "no"],
+        ["writer", "editor", "no", "no", "no"]]

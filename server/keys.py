@@ -1,6 +1,8 @@
 """Every piece of application state, as typed AppKeys."""
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from server.auth import Principal
@@ -16,4 +18,4 @@ RESOURCES = web.AppKey("resources", dict[str, Resource])
 # Every open socket and who opened it (server/sockets.py re-checks their credentials).
 WEBSOCKETS = web.AppKey("websockets", dict[web.WebSocketResponse, Principal])
 SEALER = web.AppKey("sealer", Sealer)
-OPENAPI = web.AppKey("openapi", dict)
+OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarations

@@ -81,6 +81,8 @@ async def test_methods_not_allowed_name_the_allowed_ones(client, token: str) -> 
     # Authentication comes first, as in DRF.
     assert await call(client, "POST", "/api/patients/1/", json={}) == (
         401, {"detail": "Authentication credentials were not provided."})
+    async with client.head("/api/patients/", headers={"Authorization": f"Token {token}"}) as response:
+        assert response.status == 200 and await response.read() == b""
     async with client.get("/api/auth/token/") as response:
         assert response.status == 405 and await response.json() == {"detail": 'Method "GET" not allowed.'}
         assert response.headers["Allow"] == "POST"

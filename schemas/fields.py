@@ -104,10 +104,12 @@ class Text(fields.Field):
         "surrogate": "Surrogate characters are not allowed: U+{code_point:X}.",
     }
 
-    def __init__(self, *, max_length: int, allow_blank: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, max_length: int, allow_blank: bool = False, trim_whitespace: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_length = max_length
         self.allow_blank = allow_blank
+        self.trim_whitespace = trim_whitespace
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return value
@@ -115,7 +117,7 @@ class Text(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self.make_error("invalid")
-        text = str(value).strip()
+        text = str(value).strip() if self.trim_whitespace else str(value)
         if not text and not self.allow_blank:
             raise self.make_error("blank")
         # DRF runs every validator and reports each failure, in this order.

@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Mapping
+import re
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 import aiopg
 import psycopg2
@@ -25,8 +26,33 @@ UNAVAILABLE = (
 )
 
 
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
+
+
+def quote_table(name: str) -> str:
+    """A table name (optionally schema-qualified) quoted for a {fragment}; refuses anything else."""
+    if not TABLE_NAME.fullmatch(name):
+        raise ValueError(f"not a table name: {name!r}")
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
 class DatabaseUnavailable(Exception):
     """Raised to CLI commands when the database cannot be reached at all."""
+
+
+class QueryRefused(Exception):
+    """For CLI commands: a statement the database refused; str() is the first line of its reason."""
+
+
+@contextlib.contextmanager
+def refusals_as_messages() -> Iterator[None]:
+    """Turn any driver error (or its mapped ApiError) inside the block into QueryRefused."""
+    try:
+        yield
+    except (psycopg2.Error, ApiError) as exc:
+        cause = exc.__cause__ if isinstance(exc, ApiError) and exc.__cause__ else exc
+        lines = str(cause).strip().splitlines()
+        raise QueryRefused(lines[0] if lines else type(cause).__name__) from exc
 
 
 def translate(exc: BaseException) -> ApiError | None:
@@ -121,6 +147,10 @@ class Database:
     async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
         async with self.session() as session:
             return await session.fetch_all(name, params, **fragments)
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
+        async with self.session() as session:
+            return await session.execute(name, params, **fragments)
 
     async def close(self) -> None:
         self._pool.close()

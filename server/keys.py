@@ -1,16 +1,21 @@
 """Every piece of application state, as typed AppKeys."""
 from __future__ import annotations
 
-import weakref
+from typing import Any
 
 from aiohttp import web
 
+from server.auth import Principal
 from server.config import Config
 from server.db import Database
 from server.resources.base import Resource
+from server.secret import Sealer
 
 CONFIG = web.AppKey("config", Config)
 DATABASE_URL = web.AppKey("database_url", str)
 DB = web.AppKey("db", Database)
 RESOURCES = web.AppKey("resources", dict[str, Resource])
-WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+# Every open socket and who opened it (server/sockets.py re-checks their credentials).
+WEBSOCKETS = web.AppKey("websockets", dict[web.WebSocketResponse, Principal])
+SEALER = web.AppKey("sealer", Sealer)
+OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarations

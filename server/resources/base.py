@@ -12,7 +12,17 @@ from server.listing import MAX_BIGINT, parse_list_options
 from server.users import User
 
 Reply = tuple[int, Any]                      # (response_status, data)
-Permission = Callable[[User, str], bool]     # (user, action) -> allowed?
+
+# Roles that may run an action. Reads (and subscriptions, which only read) are for every
+# role; writes are for editors. An action a resource does not list needs an editor, so a
+# viewer meets 403 before learning whether the action exists (protocol §4's order).
+READ = frozenset({"viewer", "editor"})
+WRITE = frozenset({"editor"})
+CRUD_PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "list": READ, "retrieve": READ,
+    "create": WRITE, "update": WRITE, "patch": WRITE, "delete": WRITE,
+    "subscribe": READ, "unsubscribe": READ, "subscribe_instance": READ, "unsubscribe_instance": READ,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,24 +38,25 @@ class Call:
 Handler = Callable[[Call, Mapping[str, Any]], Awaitable[Reply]]
 
 
-def authenticated(user: User, action: str) -> bool:
-    """Every signed-in, active user may do everything."""
-    return user.is_active
-
-
 @dataclasses.dataclass(frozen=True)
 class Resource:
     """One database resource as both transports serve it; see server/resources/patients.py."""
 
-    name: str                                   # the stream name, and sql/<name>.sql
+    name: str                                   # the stream name, /api/<name>/, and sql/<name>.sql
+    verbose_name: str                           # one object, as DRF's 404 names it: "No Patient matches ..."
     schema: type[Schema]                        # loads writes, dumps replies
     actions: Mapping[str, Handler]              # action name -> handler
     filter_fields: tuple[str, ...] = ()
     ordering_fields: tuple[str, ...] = ()
-    permission: Permission = authenticated
+    permissions: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=lambda: CRUD_PERMISSIONS)
 
     def query(self, name: str) -> str:
         return f"{self.name}.{name}"
+
+    def allows(self, user: User, action: str | None) -> bool:
+        """May this user run this action (None: an action this resource does not have)?"""
+        roles = self.permissions.get(action, WRITE) if action is not None else WRITE
+        return user.is_active and user.role in roles
 
     @property
     def writable_fields(self) -> list[str]:

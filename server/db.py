@@ -11,7 +11,7 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 
-from server.errors import ApiError, BadRequest, Conflict, Unavailable
+from server.errors import ApiError, BadRequest, Conflict, ReferenceViolation, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ def translate(exc: BaseException) -> ApiError | None:
         return Conflict(["A record with these values already exists."])
     if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
         return Unavailable()
+    if isinstance(exc, psycopg2.errors.ForeignKeyViolation):
+        return ReferenceViolation(exc.diag.table_name, exc.diag.constraint_name)
     if isinstance(exc, (psycopg2.IntegrityError, psycopg2.DataError)):
         return BadRequest([{"non_field_errors": ["Invalid data."]}])
     if isinstance(exc, UNAVAILABLE):

@@ -8,21 +8,39 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.auth import CredentialsSchema, MeSchema, TokenSchema
-from schemas.fields import DateTime, Text
+from schemas.fields import Choice, DateTime, Float, Related, Text
 from server import __version__
 from server.httpjson import json_response
 from server.keys import OPENAPI
+from server.listing import operators
 from server.resources.base import Resource
 from server.rest import resource_routes
 from server.sessions import COOKIE_NAME
 
-COMPARISONS = ("gt", "gte", "lt", "lte")
 DETAIL = {"$ref": "#/components/schemas/Detail"}
 PUBLIC: list[dict[str, list[str]]] = []  # `security: []`: no credentials needed
 
 
-def _text_length(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"maxLength": field.max_length} if isinstance(field, Text) else {}
+def _field_details(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """What the plugin cannot know about our own fields: lengths, choices, the resource an id names."""
+    if isinstance(field, Text):
+        return {"maxLength": field.max_length}
+    if isinstance(field, Choice):
+        return {"enum": list(field.choices)}
+    if isinstance(field, Related):
+        return {"description": f"the id of an object of /api/{field.to}/"}
+    return {}
+
+
+def _filter_schema(field: Any) -> dict[str, Any]:
+    """The type of a filter value, as a query parameter."""
+    if isinstance(field, DateTime):
+        return {"type": "string", "format": "date-time"}
+    if isinstance(field, Choice):
+        return {"type": "string", "enum": list(field.choices)}
+    if isinstance(field, Float):
+        return {"type": "number"}
+    return {"type": "string"} if isinstance(field, Text) else {"type": "integer"}
 
 
 def _new_spec() -> tuple[APISpec, MarshmallowPlugin]:
@@ -31,7 +49,10 @@ def _new_spec() -> tuple[APISpec, MarshmallowPlugin]:
                    info={"description": "REST mirror of the /ws/ resource streams (docs/rest.md)."})
     plugin.map_to_openapi_type(Text, "string", None)
     plugin.map_to_openapi_type(DateTime, "string", "date-time")
-    plugin.converter.add_attribute_function(_text_length)
+    plugin.map_to_openapi_type(Choice, "string", None)
+    plugin.map_to_openapi_type(Float, "number", "double")
+    plugin.map_to_openapi_type(Related, "integer", None)
+    plugin.converter.add_attribute_function(_field_details)
     spec.components.security_scheme("tokenAuth", {
         "type": "apiKey", "in": "header", "name": "Authorization",
         "description": "`Token <key>` or `Bearer <key>` (POST /api/auth/token/ gives the key)"})
@@ -72,13 +93,9 @@ def _list_parameters(resource: Resource) -> list[dict[str, Any]]:
          "description": f"comma-separated, `-` for descending: {', '.join(resource.ordering_fields)}"}]
     for name in resource.filter_fields:
         field = schema.fields[name]
-        kind = ({"type": "string", "format": "date-time"} if isinstance(field, DateTime)
-                else {"type": "string"} if isinstance(field, Text) else {"type": "integer"})
-        lookups = [(name, kind), *((f"{name}__{op}", kind) for op in COMPARISONS),
-                   (f"{name}__isnull", {"type": "boolean"})]
-        if isinstance(field, Text):
-            lookups.append((f"{name}__icontains", {"type": "string"}))
-        parameters += [{"name": lookup, "in": "query", "schema": kind} for lookup, kind in lookups]
+        for op in operators(field):
+            kind = {"isnull": {"type": "boolean"}, "icontains": {"type": "string"}}.get(op, _filter_schema(field))
+            parameters.append({"name": f"{name}__{op}" if op else name, "in": "query", "schema": kind})
     return parameters
 
 

@@ -17,6 +17,7 @@ async def test_the_document_validates_and_lists_every_route(client) -> None:
                  for method in operations if method != "parameters"}
     assert served == described
     assert ("/api/patients/{pk}/", "patch") in served and ("/api/auth/token/", "post") in served
+    assert ("/api/vitals/", "post") in served and ("/api/vitals/{pk}/", "delete") in served
 
 
 async def test_the_document_comes_from_the_declarations(client) -> None:
@@ -35,3 +36,17 @@ async def test_the_document_comes_from_the_declarations(client) -> None:
     assert names[:3] == ["limit", "offset", "ordering"]
     assert {"dismissal_date__isnull", "admission_date__gte", "last_name__icontains", "id__lt"} <= set(names)
     assert "admission_date__icontains" not in names
+
+
+async def test_a_second_resource_is_described_from_its_declaration_alone(client) -> None:
+    document = (await call(client, "GET", "/api/openapi.json"))[1]
+    vital = document["components"]["schemas"]["Vital"]
+    assert list(vital["properties"]) == ["id", "patient", "kind", "value", "unit", "measured_at", "created_at"]
+    assert vital["properties"]["patient"] == {"type": "integer", "description": "the id of an object of /api/patients/"}
+    assert vital["properties"]["kind"] == {"type": "string", "enum": [
+        "heart_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp", "resp_rate"]}
+    assert vital["properties"]["value"] == {"type": "number", "format": "double"}
+    parameters = {parameter["name"]: parameter["schema"] for parameter in document["paths"]["/api/vitals/"]["get"]["parameters"]}
+    assert parameters["kind"] == vital["properties"]["kind"] and parameters["kind__isnull"] == {"type": "boolean"}
+    assert "kind__gt" not in parameters and "unit" not in parameters
+    assert parameters["measured_at__gte"] == {"type": "string", "format": "date-time"}

@@ -6,8 +6,9 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from marshmallow import Schema, ValidationError
 
+from schemas.fields import Related
 from server.db import Database
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, NotFound, ReferenceViolation
 from server.listing import MAX_BIGINT, parse_list_options
 from server.users import User
 
@@ -93,6 +94,19 @@ def dump(call: Call, row: Mapping[str, Any]) -> dict[str, Any]:
     return call.resource.schema().dump(row)
 
 
+async def write_row(call: Call, query: str, params: Mapping[str, Any],
+                    data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Run a create or update query; a foreign key it breaks is reported on its field, as DRF does."""
+    try:
+        return await call.db.fetch_one(call.resource.query(query), params)
+    except ReferenceViolation as exc:
+        for name, field in call.resource.schema().fields.items():
+            # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).
+            if isinstance(field, Related) and name in data and exc.constraint == f"{exc.table}_{name}_fkey":
+                raise BadRequest([{name: field.does_not_exist(data[name]).messages}]) from None
+        raise
+
+
 async def list_objects(call: Call, payload: Mapping[str, Any]) -> Reply:
     resource = call.resource
     options = parse_list_options(payload, resource.schema(), resource.filter_fields,
@@ -119,7 +133,7 @@ async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 async def create_object(call: Call, payload: Mapping[str, Any]) -> Reply:
     data = load_data(call, payload, partial=False)
     params = {name: data.get(name) for name in call.resource.writable_fields}
-    row = await call.db.fetch_one(call.resource.query("create"), params)
+    row = await write_row(call, "create", params, payload["data"])
     return 201, dump(call, row)
 
 
@@ -136,7 +150,7 @@ async def _change_object(call: Call, payload: Mapping[str, Any], partial: bool) 
     for name in call.resource.writable_fields:
         params[name] = data.get(name)
         params[f"{name}__set"] = name in data
-    row = await call.db.fetch_one(call.resource.query("update"), params)
+    row = await write_row(call, "update", params, payload["data"])
     if row is None:
         raise NotFound()
     return 200, dump(call, row)

@@ -42,8 +42,7 @@ export class Ward {
     if (this.cursors[stream]) {
       const resumed = await connection.request(stream, "subscribe", { ...keys, since: this.cursors[stream] });
       if (resumed.response_status === 201) return true; // the replay follows as pushes
-      if (resumed.response_status !== 410) throw new Error(`subscribe: ${resumed.response_status}`);
-      delete this.cursors[stream]; // expired: list again
+      delete this.cursors[stream]; // 410 (expired), or a cursor this server does not know: list again
     }
     const subscribed = await connection.request(stream, "subscribe", keys);
     const live = subscribed.response_status === 201;

@@ -9,6 +9,7 @@ from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.config import Config
+from server.dashboard import add_dashboard_routes
 from server.db import open_database
 from server.keys import CONFIG, DATABASE_URL, DB, OPENAPI, RESOURCES, SEALER, WEBSOCKETS
 from server.openapi import build_openapi, openapi_view
@@ -66,6 +67,7 @@ def create_app(config: Config, database_url: str,
     add_resource_routes(app)
     add_auth_routes(app)
     app.router.add_get("/api/openapi.json", openapi_view)
+    add_dashboard_routes(app)
     return app
 
 

@@ -175,3 +175,23 @@ async def test_failed_logins_are_throttled_per_address(aiohttp_client, config: C
     for name in ("a", "b", "c"):
         assert await login(client, {"username": name, "password": "x"}) == (400, BAD_CREDENTIALS)
     assert await login(client, {"username": "ward", "password": PASSWORD}) == (429, THROTTLED)
+
+
+async def test_the_servers_own_page_is_trusted_without_listing(client, ward: dict) -> None:
+    """A page served by this server (Origin = scheme + Host) may use its cookie; a foreign one still not."""
+    own = f"http://{client.server.host}:{client.server.port}"
+    assert (await login(client, ward, headers={"Origin": own}))[0] == 200
+    assert (await call(client, "POST", "/api/patients/", json=ADA, headers={"Origin": own}))[0] == 201
+    async with client.ws_connect("/ws/", headers={"Origin": own}) as connection:
+        assert (await Socket(connection).request("list"))["response_status"] == 200
+    # Behind a TLS-terminating proxy the browser's Origin says https for the same host.
+    assert (await call(client, "POST", "/api/patients/", json=ADA,
+                       headers={"Origin": f"https://{client.server.host}:{client.server.port}"}))[0] == 201
+    # Another port, another host, another scheme on the same host name: foreign.
+    for foreign in (f"http://{client.server.host}:1", "http://localhost.evil.example", f"ftp://{client.server.host}:{client.server.port}"):
+        assert (await call(client, "POST", "/api/patients/", json=ADA, headers={"Origin": foreign}))[0] == 403
+        with pytest.raises(WSServerHandshakeError) as refusal:
+            await client.ws_connect("/ws/", headers={"Origin": foreign})
+        assert refusal.value.status == 403
+    # A foreign page cannot claim to be ours: its visitor's browser sends our Host but its own Origin.
+    assert await call(client, "POST", "/api/auth/logout/", headers={"Origin": EVIL}) == (403, CSRF)

@@ -1,0 +1,106 @@
+// The ward's data: current inpatients and their latest vitals, kept current by list + subscribe (+ since).
+
+export const INPATIENTS = { dismissal_date__isnull: true };
+const SUBSCRIPTION = { patients: "dashboard:patients", vitals: "dashboard:vitals" };
+const VITALS_PAGE = 1000; // the latest measurements are enough to show each patient's latest values
+
+export class Ward {
+  constructor(onChange) {
+    this.onChange = onChange;   // called after every change of the data
+    this.patients = new Map();  // id -> patient
+    this.latest = new Map();    // patient id -> Map(kind -> vital)
+    this.cursors = {};          // stream -> cursor of the last change seen
+    this.live = false;          // the server pushes changes (subscribe is supported)
+    this.hasVitals = false;
+    this.buffering = {};        // stream -> pushes that arrived while a list was in flight
+  }
+
+  clear() {
+    this.patients.clear();
+    this.latest.clear();
+    this.cursors = {};
+    this.onChange();
+  }
+
+  // After every (re)connect: resume where we were, or list again.
+  async sync(connection) {
+    const patientsLive = await this.syncStream(connection, "patients", INPATIENTS,
+      () => connection.request("patients", "list", { filters: INPATIENTS, ordering: "id" }),
+      (data) => this.loadPatients(data));
+    this.live = patientsLive;
+    this.hasVitals = await this.syncStream(connection, "vitals", undefined,
+      () => connection.request("vitals", "list", { ordering: "-measured_at", limit: VITALS_PAGE }),
+      (data) => this.loadVitals(data.results)).then(() => true, () => false);
+    this.onChange();
+    return this.live;
+  }
+
+  // Subscribe first and list second, so that no change falls between the two; pushes that arrive
+  // while the list is in flight are applied on top of it. With a cursor, `since` replays instead.
+  async syncStream(connection, stream, filters, list, load) {
+    const keys = { request_id: SUBSCRIPTION[stream], ...(filters ? { filters } : {}) };
+    if (this.cursors[stream]) {
+      const resumed = await connection.request(stream, "subscribe", { ...keys, since: this.cursors[stream] });
+      if (resumed.response_status === 201) return true; // the replay follows as pushes
+      delete this.cursors[stream]; // 410 (expired), or a cursor this server does not know: list again
+    }
+    const subscribed = await connection.request(stream, "subscribe", keys);
+    const live = subscribed.response_status === 201;
+    if (live) this.cursors[stream] = subscribed.data.cursor;
+    this.buffering[stream] = [];
+    try {
+      const reply = await list();
+      if (reply.response_status !== 200) throw new Error(`${stream} list: ${reply.response_status}`);
+      load(reply.data);
+      for (const push of this.buffering[stream]) this.apply(stream, push);
+    } finally {
+      delete this.buffering[stream];
+    }
+    return live;
+  }
+
+  push(stream, payload) {
+    if (payload.request_id !== SUBSCRIPTION[stream]) return;
+    if (payload.cursor) this.cursors[stream] = payload.cursor;
+    if (this.buffering[stream]) this.buffering[stream].push(payload);
+    else { this.apply(stream, payload); this.onChange(); }
+  }
+
+  apply(stream, payload) {
+    if (stream === "patients") this.applyPatient(payload.action, payload.data);
+    else if (stream === "vitals") this.applyVital(payload.action, payload.data);
+  }
+
+  loadPatients(list) {
+    this.patients = new Map(list.map((patient) => [patient.id, patient]));
+  }
+
+  // Upsert a newer version; a row that left the filter (discharged) or was deleted goes away.
+  applyPatient(action, data) {
+    if (!data) return;
+    const id = data.pk ?? data.id;
+    if (action === "delete" || data.dismissal_date) { this.patients.delete(id); return; }
+    const known = this.patients.get(id);
+    if (known && known.updated_at > data.updated_at) return; // an older version arriving late
+    this.patients.set(id, data);
+  }
+
+  loadVitals(list) {
+    this.latest = new Map();
+    for (const vital of list) this.applyVital("create", vital);
+  }
+
+  applyVital(action, data) {
+    if (!data) return;
+    if (action === "delete") {
+      for (const kinds of this.latest.values()) {
+        for (const [kind, vital] of kinds) if (vital.id === data.pk) kinds.delete(kind);
+      }
+      return;
+    }
+    const kinds = this.latest.get(data.patient) ?? new Map();
+    const known = kinds.get(data.kind);
+    if (!known || known.id === data.id || known.measured_at <= data.measured_at) kinds.set(data.kind, data);
+    this.latest.set(data.patient, kinds);
+  }
+}

@@ -1,0 +1,276 @@
+"""The ward dashboard page in a real headless Chromium, against `python -m server serve` as a real process.
+
+Needs Debian's chromium (`apt-get install chromium`) and the `playwright` package (test extra); the
+tests are skipped with a reason when either is missing. Screenshots go to $DASHBOARD_SCREENSHOTS
+(default: a fresh temporary directory, printed)."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg2
+import pytest
+
+from tests.pg import cloned_database
+from tests.test_cli import cli_env, free_port, run
+
+CHROMIUM = Path(os.environ.get("DASHBOARD_CHROMIUM", "/usr/bin/chromium"))
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+expect = playwright_api.expect
+
+PASSWORD = "ward round 7"
+LAUNCH_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+names = itertools.count(1)
+
+
+def unique(last_name: str) -> str:
+    """Tests share one server: each one works on patients only it knows."""
+    return f"{last_name}{next(names)}"
+
+
+class Server:
+    """`python -m server serve` on a migrated test database; can be stopped and started again."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.port = url, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.TemporaryFile()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                                        env=cli_env(self.url), stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()
+            try:
+                with urllib.request.urlopen(f"{self.base}/", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"the server did not answer in 30 s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
+        self.process = None
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def api(self, method: str, path: str, token: str, body: Any = None) -> Any:
+        request = urllib.request.Request(f"{self.base}/api/{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or "null")
+
+
+@pytest.fixture(scope="module")
+def server(pg_server: str, pg_template: str) -> Iterator[Server]:
+    with cloned_database(pg_server, pg_template) as url:
+        assert run(url, "createuser", "nurse", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+        served = Server(url)
+        served.start()
+        try:
+            yield served
+        finally:
+            served.stop()
+            served.log.close()
+
+
+@pytest.fixture(scope="module")
+def token(server: Server) -> str:
+    return run(server.url, "token", "nurse").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    directory = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tempfile.mkdtemp(prefix="dashboard-screenshots-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {directory}")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    """Pages in fresh browser contexts (own cookies: another nurse at another screen)."""
+    contexts: list[Any] = []
+
+    def make() -> Any:
+        context = browser.new_context(viewport={"width": 1200, "height": 760}, locale="en-GB", timezone_id="UTC")
+        contexts.append(context)
+        return context.new_page()
+    yield make
+    for context in contexts:
+        context.close()
+
+
+# "Live" once the server has live changes (subscribe); before that the page says it is connected
+# without them, and lists again on every reconnect.
+CONNECTED = re.compile(r"Live|Connected \(no live updates\)")
+NEEDS_LIVE = pytest.mark.xfail(strict=False, reason="needs live changes (subscribe, issue 4), not yet merged into main")
+
+
+def sign_in(page: Any, server: Server) -> None:
+    page.goto(server.base + "/")
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=10_000)
+
+
+def row(page: Any, last_name: str) -> Any:
+    return page.locator("#patient-rows tr", has=page.get_by_role("rowheader", name=last_name, exact=False))
+
+
+def test_sign_in_shows_the_ward_with_its_latest_vitals(server: Server, token: str, new_page: Any, shots: Path) -> None:
+    last = unique("Lovelace")
+    ada = server.api("POST", "patients/", token, {"first_name": "Ada", "last_name": last,
+                                                  "admission_date": "2026-11-01T08:30:00Z"})
+    for kind, value, unit in (("heart_rate", 72, "bpm"), ("spo2", 97, "%"), ("systolic_bp", 121, "mmHg"),
+                              ("diastolic_bp", 79, "mmHg"), ("temperature", 37.2, "°C")):
+        server.api("POST", "vitals/", token, {"patient": ada["id"], "kind": kind, "value": value, "unit": unit,
+                                              "measured_at": "2026-11-28T09:15:00Z"})
+    page = new_page()
+    page.goto(server.base + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-error")).to_have_text("Unable to log in with provided credentials.")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=10_000)
+    expect(page.locator("#whoami")).to_have_text("Signed in as nurse (editor)")
+    expect(row(page, last)).to_contain_text("HR 72 bpm")
+    expect(row(page, last)).to_contain_text("SpO₂ 97 %")
+    expect(row(page, last)).to_contain_text("BP 121/79 mmHg")
+    expect(row(page, last)).to_contain_text("1 Nov 2026")
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.reload()  # the session really ended: the server answers 401 to /api/auth/me/
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+@NEEDS_LIVE
+def test_admitted_in_one_browser_appears_in_another_and_leaves_on_discharge(server: Server, new_page: Any,
+                                                                            shots: Path) -> None:
+    first, second = new_page(), new_page()
+    sign_in(first, server)
+    sign_in(second, server)
+    expect(second.locator("#connection-text")).to_have_text("Live")
+    last = unique("Hopper")
+    first.locator("#admit").get_by_label("First name").fill("Grace")
+    first.locator("#admit").get_by_label("Last name").fill(last)
+    first.locator("#admit").get_by_label("Admitted at").fill("2026-11-03T14:00")
+    first.get_by_role("button", name="Admit", exact=True).click()
+    expect(first.locator("#notice")).to_have_text(f"Admitted Grace {last}.")
+    expect(row(second, last)).to_be_visible(timeout=1000)  # the issue's bound: within a second
+    expect(row(second, last)).to_contain_text("3 Nov 2026, 14:00")
+    second.screenshot(path=str(shots / "second-browser.png"), full_page=True)
+
+    second.get_by_role("button", name=f"Discharge Grace {last}").click()
+    second.get_by_role("button", name="Discharge now").click()
+    expect(second.locator("#notice")).to_have_text(f"Discharged Grace {last}.")
+    expect(row(second, last)).to_have_count(0)
+    expect(row(first, last)).to_have_count(0, timeout=1000)
+
+
+def test_a_field_error_is_shown_next_to_its_field(server: Server, new_page: Any, shots: Path) -> None:
+    page = new_page()
+    sign_in(page, server)
+    page.locator("#admit").get_by_label("First name").fill("Nameless")
+    page.locator("#admit").get_by_label("Last name").fill("   ")
+    page.locator("#admit").get_by_label("Admitted at").fill("")
+    page.get_by_role("button", name="Admit", exact=True).click()
+    last_name = page.locator("#admit").get_by_label("Last name")
+    expect(page.locator("#admit-last_name-error")).to_have_text("This field may not be blank.")
+    expect(page.locator("#admit-admission_date-error")).to_have_text("This field is required.")
+    expect(last_name).to_have_attribute("aria-invalid", "true")
+    expect(last_name).to_have_attribute("aria-describedby", "admit-last_name-error")
+    expect(last_name).to_be_focused()  # the first field in error
+    expect(page.locator("#admit").get_by_label("First name")).not_to_have_attribute("aria-invalid", "true")
+    page.screenshot(path=str(shots / "field-errors.png"), full_page=True)
+    last_name.fill("Fixed")  # typing clears that field's message
+    expect(page.locator("#admit-last_name-error")).to_be_hidden()
+    last_name.press("Escape")  # Escape resets the form
+    expect(page.locator("#admit-admission_date-error")).to_be_hidden()
+    expect(last_name).to_have_value("")
+
+
+def test_sort_search_edit_and_keyboard(server: Server, token: str, new_page: Any) -> None:
+    tag = unique("Zz")
+    for first, admitted in (("Bea", "2026-11-05T10:00:00Z"), ("Abe", "2026-11-07T10:00:00Z"), ("Cal", "2026-11-06T10:00:00Z")):
+        server.api("POST", "patients/", token, {"first_name": first, "last_name": tag, "admission_date": admitted})
+    page = new_page()
+    sign_in(page, server)
+    page.get_by_label("Search by name").fill(tag)
+    rows = page.locator("#patient-rows th")
+    expect(rows).to_have_text([f"{tag}, Abe", f"{tag}, Bea", f"{tag}, Cal"])
+    page.get_by_role("button", name="Admitted ").click()
+    expect(page.locator("th[data-sort=admission_date]")).to_have_attribute("aria-sort", "ascending")
+    expect(page.locator("th[data-sort=name]")).to_have_attribute("aria-sort", "none")
+    expect(rows).to_have_text([f"{tag}, Bea", f"{tag}, Cal", f"{tag}, Abe"])
+    page.get_by_role("button", name="Admitted ").press("Enter")
+    expect(page.locator("th[data-sort=admission_date]")).to_have_attribute("aria-sort", "descending")
+    expect(rows).to_have_text([f"{tag}, Abe", f"{tag}, Cal", f"{tag}, Bea"])
+
+    edit = page.get_by_role("button", name=f"Edit Cal {tag}")
+    edit.focus()
+    edit.press("Enter")  # keyboard only: the dialog opens with the first field focused
+    expect(page.get_by_role("dialog", name="Edit patient")).to_be_visible()
+    expect(page.locator("#edit-first_name")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Edit patient")).to_be_hidden()
+    expect(edit).to_be_focused()  # focus goes back where it was
+    edit.press("Enter")
+    page.locator("#edit-first_name").fill("")
+    page.locator("#edit-first_name").press("Enter")
+    expect(page.locator("#edit-first_name-error")).to_have_text("This field may not be blank.")
+    page.locator("#edit-first_name").fill("Callum")
+    page.locator("#edit-first_name").press("Enter")
+    expect(page.get_by_role("dialog", name="Edit patient")).to_be_hidden()
+    expect(page.locator("#notice")).to_have_text(f"Saved Callum {tag}.")
+    expect(rows).to_have_text([f"{tag}, Abe", f"{tag}, Callum", f"{tag}, Bea"])
+
+
+def test_the_page_recovers_after_a_server_restart(server: Server, new_page: Any, shots: Path) -> None:
+    page = new_page()
+    sign_in(page, server)
+    last = unique("Franklin")
+    server.stop()
+    expect(page.locator("#connection-text")).to_have_text("Reconnecting…", timeout=5000)
+    # A change made while the page is away, straight in the database (a psql user, another instance).
+    with psycopg2.connect(server.url) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO patients (first_name, last_name, admission_date) VALUES (%s, %s, %s)",
+                       ("Rosalind", last, "2026-11-04T07:45:00Z"))
+    connection.close()
+    page.screenshot(path=str(shots / "reconnecting.png"), full_page=True)
+    server.start()
+    expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=15_000)
+    expect(row(page, last)).to_be_visible()

@@ -1,7 +1,6 @@
 """The application factory: state on AppKeys, the pool in cleanup_ctx, routes."""
 from __future__ import annotations
 
-import logging
 import weakref
 from typing import AsyncIterator
 
@@ -10,6 +9,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from server.config import Config
 from server.db import open_database
+from server.health import setup_operations
 from server.keys import CONFIG, DATABASE_URL, DB, RESOURCES, WEBSOCKETS
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
 from server.resources.base import Resource
@@ -48,11 +48,8 @@ def create_app(config: Config, database_url: str,
     app[RESOURCES] = {resource.name: resource for resource in resources}
     app[WEBSOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(database_ctx)
+    setup_operations(app)  # /healthz, /readyz, /metrics (server/health.py)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/ws/", websocket_handler)
     app.router.add_get("/ws", websocket_handler)
     return app
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)

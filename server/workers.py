@@ -11,6 +11,7 @@ through PostgreSQL (LISTEN/NOTIFY), not between the processes.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_DEADLINE = 12.0  # seconds before stragglers get SIGKILL; the unit's TimeoutStopSec is 15
 
@@ -63,12 +65,30 @@ def run_worker(spec: ServeSpec, log_format: str, channel: multiprocessing.connec
 
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(name, None)  # only the main process may talk to systemd
+    stop_with_parent()
     configure_logging(log_format)
+
+    def report(message: str) -> None:
+        try:
+            channel.send_bytes(message.encode())
+        except OSError:
+            pass  # the parent is gone; PR_SET_PDEATHSIG has already asked us to stop
+
     try:
-        asyncio.run(serve(spec, lambda message: channel.send_bytes(message.encode())))
+        asyncio.run(serve(spec, report))
     except (DatabaseUnavailable, OSError) as exc:
         print(f"dashboard-server: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def stop_with_parent() -> None:
+    """Get SIGTERM if the parent dies, even by SIGKILL: an orphaned worker would hold the port forever."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: systemd's KillMode still cleans up
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:

@@ -93,10 +93,14 @@ class ServerProcess:
         return code
 
     async def kill(self) -> None:
+        """Clean-up after a failed test: SIGKILL (workers follow through PR_SET_PDEATHSIG)."""
         if self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), 10)
+        except asyncio.TimeoutError:
+            self._reader.cancel()
 
 
 async def ws_request(ws: Any, action: str, request_id: Any = 1, **keys: Any) -> dict[str, Any]:

@@ -82,7 +82,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     if address is None or not any(address in network for network in networks):
         raise web.HTTPNotFound()  # the same answer as for a path that does not exist
     sample_pool(request.app)
-    body, content_type = request.app[METRICS].render()
+    body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 

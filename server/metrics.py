@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # Request latency buckets: a retrieve takes ~1 ms here; a database timeout is seconds.
@@ -68,11 +68,12 @@ class Metrics:
         """For rate and queue limits: reason is a fixed word such as "rate" or "queue", never client text."""
         self.throttled.labels(reason).inc()
 
-    def render(self) -> tuple[bytes, str]:
-        """The text exposition: this process's registry, or every worker's files in multiprocess mode."""
+    def render(self, accept: str) -> tuple[bytes, str]:
+        """The exposition the scraper asked for (Accept), of this process or, with workers, of them all."""
+        encode, content_type = choose_encoder(accept)
         path = multiprocess_dir()
         if path is None:
-            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+            return encode(self.registry), content_type
         collected = CollectorRegistry()
         MultiProcessCollector(collected, path)
-        return generate_latest(collected), CONTENT_TYPE_LATEST
+        return encode(collected), content_type

@@ -113,13 +113,15 @@ class Supervisor:
         return True
 
     def tell_systemd(self, status: str) -> None:
+        """READY=1 once every worker serves; then WATCHDOG=1 while every worker's loop reports in."""
         now = time.monotonic()
         if not self.announced and len(self.ready) == len(self.processes):
             self.announced = True
             notify(f"READY=1\nSTATUS={status}")
             log.info("%d workers serving", len(self.processes))
-        alive = all(now - seen < 2 * self.watchdog for seen in self.last_seen) if self.watchdog else False
-        if self.announced and alive and now - self.last_ping >= self.watchdog:  # type: ignore[operator]
+        if not (self.announced and self.watchdog) or now - self.last_ping < self.watchdog:
+            return
+        if all(now - seen < 2 * self.watchdog for seen in self.last_seen):  # a blocked worker stops the pings
             self.last_ping = now
             notify("WATCHDOG=1")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -57,6 +58,29 @@ def test_watchdog_interval_is_half_of_watchdog_sec_for_this_process_only() -> No
     assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
 
 
+def worker_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+async def a_stuck_worker_stops_the_watchdog(manager: NotifySocket, parent: int) -> None:
+    """A worker whose event loop stops (here: SIGSTOP) must stop the pings, so systemd restarts the unit."""
+    stuck, _ = worker_pids(parent)
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(0.6)  # the parent tolerates 2 intervals (0.3 s) of silence from a worker
+        while True:  # drop what was sent before it noticed
+            try:
+                await manager.receive(timeout=0.05)
+            except asyncio.TimeoutError:
+                break
+        with pytest.raises(asyncio.TimeoutError):
+            await manager.until("WATCHDOG=1", timeout=1.0)
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    await manager.until("WATCHDOG=1")  # it runs again: so do the pings
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_ready_watchdog_stopping(database_url: str, tmp_path: Path, workers: str) -> None:
     manager = NotifySocket(str(tmp_path / "notify"))
@@ -70,6 +94,8 @@ async def test_ready_watchdog_stopping(database_url: str, tmp_path: Path, worker
             assert response.status == 200
         await manager.until("WATCHDOG=1")
         await manager.until("WATCHDOG=1")
+        if workers == "2":
+            await a_stuck_worker_stops_the_watchdog(manager, server.process.pid)
         server.process.terminate()
         await manager.until("STOPPING=1")
         assert await server.exited() == 0

@@ -118,7 +118,8 @@ class Supervisor:
         if not self.announced and len(self.ready) == len(self.processes):
             self.announced = True
             notify(f"READY=1\nSTATUS={status}")
-            log.info("%d workers serving", len(self.processes))
+            log.info("%d workers serving (pids %s)", len(self.processes),
+                     ", ".join(str(process.pid) for process in self.processes))
         if not (self.announced and self.watchdog) or now - self.last_ping < self.watchdog:
             return
         if all(now - seen < 2 * self.watchdog for seen in self.last_seen):  # a blocked worker stops the pings

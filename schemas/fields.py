@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from marshmallow import ValidationError, fields
 
 UTC = dt.timezone.utc
+MAX_BIGINT = 2**63 - 1                      # PostgreSQL's bigint, the type of every id
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,100}")  # longer is no id, and int() of it is slow
 
 BASE_MESSAGES = {
     "required": "This field is required.",
@@ -104,10 +107,12 @@ class Text(fields.Field):
         "surrogate": "Surrogate characters are not allowed: U+{code_point:X}.",
     }
 
-    def __init__(self, *, max_length: int, allow_blank: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, max_length: int, allow_blank: bool = False, trim_whitespace: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_length = max_length
         self.allow_blank = allow_blank
+        self.trim_whitespace = trim_whitespace
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return value
@@ -115,7 +120,7 @@ class Text(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self.make_error("invalid")
-        text = str(value).strip()
+        text = str(value).strip() if self.trim_whitespace else str(value)
         if not text and not self.allow_blank:
             raise self.make_error("blank")
         # DRF runs every validator and reports each failure, in this order.
@@ -137,3 +142,107 @@ class Id(fields.Integer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(dump_only=True, **kwargs)
+
+
+class Float(fields.Field):
+    """DRF's FloatField: a number (or a numeric string) in, a JSON number out.
+
+    Departures, both refusing what no vital sign is: booleans (DRF reads true as 1.0), and
+    NaN and the infinities (DRF stores them, and they cannot be written as JSON numbers).
+    """
+
+    default_error_messages = {
+        **BASE_MESSAGES,
+        "invalid": "A valid number is required.",
+        "max_string_length": "String value too large.",
+        "overflow": "Integer value too large to convert to float",
+    }
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
+        return None if value is None else float(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        return load_float(value, self.make_error)
+
+
+def load_float(value: Any, make_error: Any) -> float:
+    """A finite float from client input, or raise the DRF message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise make_error("invalid")
+    if isinstance(value, str) and len(value) > 1000:  # DRF's guard against huge strings
+        raise make_error("max_string_length")
+    try:
+        number = float(value)
+    except ValueError:
+        raise make_error("invalid") from None
+    except OverflowError:  # an integer beyond float's range
+        raise make_error("overflow") from None
+    if not math.isfinite(number):
+        raise make_error("invalid")
+    return number
+
+
+class Choice(fields.Field):
+    """DRF's ChoiceField: one of a fixed set of strings, compared as str(input), never trimmed."""
+
+    default_error_messages = {
+        **BASE_MESSAGES,
+        "invalid_choice": '"{input}" is not a valid choice.',
+    }
+
+    def __init__(self, *, choices: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices = tuple(choices)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return value
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return load_choice(value, self)
+
+
+def load_choice(value: Any, field: Choice) -> str:
+    """One of the field's choices, or raise DRF's message quoting the input as Python prints it."""
+    if str(value) not in field.choices:
+        raise field.make_error("invalid_choice", input=value)
+    return str(value)
+
+
+class Related(fields.Field):
+    """DRF's PrimaryKeyRelatedField: the id of a row of another resource (`to`).
+
+    Only the type is checked here. Whether the row exists is the database's answer, given
+    while it writes (one round trip, no race with a concurrent delete): the table's foreign
+    key must keep PostgreSQL's default name, `<table>_<field>_fkey`, so that a violation of
+    it is reported on this field with does_not_exist (server/resources/base.py).
+    """
+
+    default_error_messages = {
+        **BASE_MESSAGES,
+        "does_not_exist": 'Invalid pk "{pk_value}" - object does not exist.',
+        "incorrect_type": "Incorrect type. Expected pk value, received {data_type}.",
+    }
+
+    def __init__(self, *, to: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.to = to  # the resource named; OpenAPI describes the field with it
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | None:
+        return value
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        # An int or a string of digits, as DRF takes them. Departure: DRF truncates a float
+        # (1.5 would link to row 1); here a float is the wrong type.
+        if type(value) is int:
+            number = value
+        elif isinstance(value, str) and INTEGER_TEXT.fullmatch(value):
+            number = int(value)
+        else:
+            raise self.make_error("incorrect_type", data_type=type(value).__name__)
+        if not -MAX_BIGINT - 1 <= number <= MAX_BIGINT:  # no row can have it
+            raise self.does_not_exist(value)
+        return number
+
+    def does_not_exist(self, value: Any) -> ValidationError:
+        """The message for a submitted value that names no row."""
+        return self.make_error("does_not_exist", pk_value=value)

@@ -1,18 +1,24 @@
 """The application factory: state on AppKeys, the pool in cleanup_ctx, routes."""
 from __future__ import annotations
 
-import weakref
 from typing import AsyncIterator
 
+import aiohttp_session
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.config import Config
 from server.db import open_database
 from server.health import setup_operations
-from server.keys import CONFIG, DATABASE_URL, DB, RESOURCES, WEBSOCKETS
+from server.keys import CONFIG, DATABASE_URL, DB, OPENAPI, RESOURCES, SEALER, WEBSOCKETS
+from server.openapi import build_openapi, openapi_view
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
 from server.resources.base import Resource
+from server.rest import add_resource_routes, api_errors
+from server.rest_auth import add_auth_routes
+from server.secret import Sealer, load_secret
+from server.sessions import session_storage
+from server.sockets import credential_watch_ctx
 from server.sql import load_queries
 from server.ws import websocket_handler
 
@@ -36,20 +42,29 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def close_websockets(app: web.Application) -> None:
-    for ws in set(app[WEBSOCKETS]):
+    for ws in list(app[WEBSOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
 
 
 def create_app(config: Config, database_url: str,
                resources: tuple[Resource, ...] = DECLARED_RESOURCES) -> web.Application:
-    app = web.Application()
+    secret = load_secret(config)
+    # api_errors is outermost, so the session middleware still sees (and saves) every answer.
+    app = web.Application(middlewares=[api_errors])
+    aiohttp_session.setup(app, session_storage(config, secret))
     app[CONFIG] = config
     app[DATABASE_URL] = database_url
     app[RESOURCES] = {resource.name: resource for resource in resources}
-    app[WEBSOCKETS] = weakref.WeakSet()
+    app[WEBSOCKETS] = {}
+    app[SEALER] = Sealer(secret)
+    app[OPENAPI] = build_openapi(resources)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(credential_watch_ctx)  # after the pool: stopped before it closes
     setup_operations(app)  # /healthz, /readyz, /metrics (server/health.py)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/ws/", websocket_handler)
     app.router.add_get("/ws", websocket_handler)
+    add_resource_routes(app)
+    add_auth_routes(app)
+    app.router.add_get("/api/openapi.json", openapi_view)
     return app

@@ -1,4 +1,4 @@
-"""The dashboard-server command: migrate, createuser, token, serve."""
+"""The dashboard-server command: migrate, accounts (createuser, token, passwd, deactivate, users), import-django, serve."""
 from __future__ import annotations
 
 import argparse
@@ -7,18 +7,17 @@ import contextlib
 import dataclasses
 import getpass
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
 from server.config import Config, load_config
-from server.db import Database, DatabaseUnavailable, open_database
+from server.db import Database, DatabaseUnavailable, QueryRefused, open_database, refusals_as_messages
 from server.migrate import migrate, pending_migrations
+from server.secret import Sealer, SecretError, load_secret
 from server.sql import load_queries
-from server.users import UserError, create_user, issue_token
-
-USERNAME = re.compile(r"[\w.@+-]{1,150}")
+from server.users import (DEFAULT_ROLE, ROLES, USERNAME, UserError, create_user, deactivate, issue_token,
+                          list_users, set_password)
 
 
 class CommandError(Exception):
@@ -62,7 +61,7 @@ def with_database(config: Config, work: Callable[[Database], Awaitable[Any]]) ->
 
 
 def read_password(args: argparse.Namespace) -> str | None:
-    if args.password_stdin:
+    if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -84,12 +83,58 @@ def cmd_createuser(config: Config, args: argparse.Namespace) -> None:
     if not USERNAME.fullmatch(args.name):
         raise CommandError("a username is 1-150 letters, digits and @.+-_")
     password = read_password(args)
-    user = with_database(config, lambda db: create_user(db, args.name, password))
-    print(f"created user {user.username}", file=sys.stderr)
+    user = with_database(config, lambda db: create_user(db, args.name, password, args.role))
+    print(f"created user {user.username} ({user.role})", file=sys.stderr)
 
 
 def cmd_token(config: Config, args: argparse.Namespace) -> None:
-    print(with_database(config, lambda db: issue_token(db, args.name)))
+    sealer = Sealer(load_secret(config))
+    print(with_database(config, lambda db: issue_token(db, args.name, sealer)))
+
+
+def cmd_passwd(config: Config, args: argparse.Namespace) -> None:
+    password = read_password(args)
+    if password is None:
+        raise CommandError("no password given: use --password-stdin or a terminal")
+    with_database(config, lambda db: set_password(db, args.name, password))
+    print(f"password changed for {args.name}; its login sessions ended", file=sys.stderr)
+
+
+def cmd_deactivate(config: Config, args: argparse.Namespace) -> None:
+    with_database(config, lambda db: deactivate(db, args.name))
+    print(f"deactivated {args.name}: token revoked, sessions ended, open sockets close within "
+          f"{config.credential_check_seconds:g} s", file=sys.stderr)
+
+
+def cmd_users(config: Config, args: argparse.Namespace) -> None:
+    rows = with_database(config, list_users)
+    print("username\trole\tactive\tpassword\ttoken\tcreated")
+    for row in rows:
+        flags = ["yes" if row[key] else "no" for key in ("is_active", "has_password", "has_token")]
+        print("\t".join([row["username"], row["role"], *flags, row["created_at"].strftime("%Y-%m-%d")]))
+
+
+def cmd_import_django(config: Config, args: argparse.Namespace) -> None:
+    from server.django_import import import_django
+
+    sealer = Sealer(load_secret(config))
+
+    async def work(db: Database) -> list[str]:
+        try:
+            source = await open_database(args.source, db.queries, minsize=1, maxsize=1,
+                                         timeout=config.db_timeout_seconds)
+        except DatabaseUnavailable as exc:
+            raise CommandError(f"Django {exc}") from None
+        try:
+            with refusals_as_messages():
+                return (await import_django(db, source, sealer, args.patients_table)).lines()
+        except QueryRefused as exc:
+            raise CommandError(f"import failed, nothing was changed: {exc}") from None
+        finally:
+            await source.close()
+
+    for line in with_database(config, work):
+        print(line)
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> None:
@@ -104,6 +149,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
         pending = run_with_database(url, config, lambda db: pending_migrations(db, config.sql_dir))
         if pending:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
+        load_secret(config)  # a bad or unwritable secret fails here, once, not in every worker
         host, port = args.host or config.host, args.port or config.port
         print(f"dashboard-server: serving ws://{host}:{port}/ws/", file=sys.stderr, flush=True)
         if serve_processes(ServeSpec(config, url, host, port), config.workers or cpu_count(), config.log_format):
@@ -118,11 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     create = commands.add_parser("createuser", help="create a user")
     create.add_argument("name")
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create.add_argument("--role", choices=ROLES, default=DEFAULT_ROLE,
+                        help=f"viewer: list, retrieve, subscribe; editor: everything (default {DEFAULT_ROLE})")
     create.set_defaults(run=cmd_createuser)
     token = commands.add_parser("token", help="issue a new token for a user (revokes the old) and print it")
     token.add_argument("name")
     token.set_defaults(run=cmd_token)
-    serve = commands.add_parser("serve", help="serve /ws/")
+    passwd = commands.add_parser("passwd", help="set a user's password (ends its login sessions)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd.set_defaults(run=cmd_passwd)
+    off = commands.add_parser("deactivate", help="disable a user: token and sessions at once, sockets within a minute")
+    off.add_argument("name")
+    off.set_defaults(run=cmd_deactivate)
+    commands.add_parser("users", help="list the users").set_defaults(run=cmd_users)
+    django = commands.add_parser("import-django", help="import users, tokens and patients from the old Django stack")
+    django.add_argument("--from", dest="source", required=True, metavar="URL",
+                        help="libpq URL of the Django database, e.g. postgresql://user@host/dbname")
+    django.add_argument("--patients-table", default="patients_patient", help="default: %(default)s")
+    django.set_defaults(run=cmd_import_django)
+    serve = commands.add_parser("serve", help="serve /ws/ and /api/")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="processes sharing the port (default: one per CPU)")
@@ -137,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         args.run(config, args)
-    except (CommandError, UserError, DatabaseUnavailable, ValueError, OSError) as exc:
+    except (CommandError, UserError, DatabaseUnavailable, SecretError, ValueError, OSError) as exc:
         print(f"dashboard-server: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

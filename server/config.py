@@ -26,6 +26,16 @@ class Config:
     db_pool_min: int = 1
     db_pool_max: int = 20
     db_timeout_seconds: float = 5.0       # a database that does not answer gives 503, never a hang
+    # The server secret (base64 of 32 bytes): encrypts session cookies and stored token copies.
+    # Unset: generated once into <data_dir>/session.key. repr=False keeps it out of any log.
+    session_key: str | None = dataclasses.field(default=None, repr=False)
+    session_cookie_secure: bool = False   # send the session cookie over HTTPS only
+    session_max_age_seconds: int = 14 * 24 * 3600
+    allowed_origins: tuple[str, ...] = () # browser origins whose cookies may open /ws/ or write
+    login_failures_per_user: int = 5      # failed logins per username per window, then 429
+    login_failures_per_address: int = 20  # per client address (a ward behind one NAT shares it)
+    login_throttle_seconds: int = 60
+    credential_check_seconds: float = 30.0  # how often open sockets' credentials are re-checked
     workers: int = 0                      # serving processes sharing the port; 0 = one per CPU
     log_format: str = "plain"             # plain | json (one object a line, for log shippers)
     # Who may read /metrics (comma-separated networks). Through a proxy on this host, the address
@@ -39,10 +49,24 @@ class Config:
             raise ValueError("workers must be 0 (one per CPU) or more")
 
 
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{raw!r} is not a boolean")
+    return text in ("1", "true", "yes", "on")
+
+
 def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
     kind = field.type if isinstance(field.type, str) else field.type.__name__
     if raw is None or kind.startswith("str | None"):
         return raw
+    if kind.startswith("bool"):
+        return _boolean(raw)
+    if kind.startswith("tuple"):
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(item.strip().rstrip("/") for item in items if item.strip())
     if kind.startswith("Path"):
         return Path(raw)
     if kind.startswith("int"):

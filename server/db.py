@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Mapping
+import re
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 import aiopg
 import psycopg2
 import psycopg2.errors
 
-from server.errors import ApiError, BadRequest, Conflict, Unavailable
+from server.errors import ApiError, BadRequest, Conflict, ReferenceViolation, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,33 @@ UNAVAILABLE = (
 )
 
 
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
+
+
+def quote_table(name: str) -> str:
+    """A table name (optionally schema-qualified) quoted for a {fragment}; refuses anything else."""
+    if not TABLE_NAME.fullmatch(name):
+        raise ValueError(f"not a table name: {name!r}")
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
 class DatabaseUnavailable(Exception):
     """Raised to CLI commands when the database cannot be reached at all."""
+
+
+class QueryRefused(Exception):
+    """For CLI commands: a statement the database refused; str() is the first line of its reason."""
+
+
+@contextlib.contextmanager
+def refusals_as_messages() -> Iterator[None]:
+    """Turn any driver error (or its mapped ApiError) inside the block into QueryRefused."""
+    try:
+        yield
+    except (psycopg2.Error, ApiError) as exc:
+        cause = exc.__cause__ if isinstance(exc, ApiError) and exc.__cause__ else exc
+        lines = str(cause).strip().splitlines()
+        raise QueryRefused(lines[0] if lines else type(cause).__name__) from exc
 
 
 def translate(exc: BaseException) -> ApiError | None:
@@ -35,6 +61,8 @@ def translate(exc: BaseException) -> ApiError | None:
         return Conflict(["A record with these values already exists."])
     if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
         return Unavailable()
+    if isinstance(exc, psycopg2.errors.ForeignKeyViolation):
+        return ReferenceViolation(exc.diag.table_name, exc.diag.constraint_name)
     if isinstance(exc, (psycopg2.IntegrityError, psycopg2.DataError)):
         return BadRequest([{"non_field_errors": ["Invalid data."]}])
     if isinstance(exc, UNAVAILABLE):
@@ -125,6 +153,10 @@ class Database:
     async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
         async with self.session() as session:
             return await session.fetch_all(name, params, **fragments)
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
+        async with self.session() as session:
+            return await session.execute(name, params, **fragments)
 
     def pool_stats(self) -> tuple[int, int, int]:
         """(in use, idle, waiting) connections of the pool, for the metrics."""

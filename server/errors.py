@@ -18,6 +18,15 @@ class BadRequest(ApiError):
     status = 400
 
 
+class ReferenceViolation(BadRequest):
+    """A write broke a foreign key: the generic actions name the field from the constraint."""
+
+    def __init__(self, table: str | None, constraint: str | None) -> None:
+        super().__init__([{"non_field_errors": ["Invalid data."]}])  # when no field claims it
+        self.table = table
+        self.constraint = constraint
+
+
 class Forbidden(ApiError):
     status = 403
 

@@ -1,21 +1,25 @@
 """Every piece of application state, as typed AppKeys."""
 from __future__ import annotations
 
-import weakref
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from server.auth import Principal
 from server.config import Config
 from server.db import Database
 from server.metrics import Metrics
 from server.resources.base import Resource
+from server.secret import Sealer
 
 CONFIG = web.AppKey("config", Config)
 DATABASE_URL = web.AppKey("database_url", str)
 DB = web.AppKey("db", Database)
 RESOURCES = web.AppKey("resources", dict[str, Resource])
-WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+# Every open socket and who opened it (server/sockets.py re-checks their credentials).
+WEBSOCKETS = web.AppKey("websockets", dict[web.WebSocketResponse, Principal])
+SEALER = web.AppKey("sealer", Sealer)
+OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarations
 
 # Operations (server/health.py): /readyz passes when every probe returns True.
 ReadinessProbe = Callable[[web.Application], Awaitable[bool]]

@@ -6,10 +6,9 @@ from typing import Any, Callable, Mapping
 
 from marshmallow import Schema, ValidationError, fields
 
-from schemas.fields import DateTime, Text, load_datetime
+from schemas.fields import MAX_BIGINT, Choice, DateTime, Float, Text, load_choice, load_datetime, load_float
 from server.errors import BadRequest
 
-MAX_BIGINT = 2**63 - 1
 COMPARISONS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -62,7 +61,30 @@ def value_parser(field: fields.Field) -> Callable[[Any], Any]:
         return lambda value: load_datetime(value, field.make_error)
     if isinstance(field, Text):
         return _text
-    return lambda value: _integer(value, -MAX_BIGINT)
+    if isinstance(field, Choice):
+        return lambda value: load_choice(value, field)
+    if isinstance(field, Float):
+        return lambda value: load_float(value, field.make_error)
+    return lambda value: _integer(value, -MAX_BIGINT)  # ids, and Related fields (ids of other rows)
+
+
+def operators(field: fields.Field) -> tuple[str, ...]:
+    """The lookups a filter on this field takes ("" is equality); OpenAPI lists the same."""
+    if isinstance(field, Choice):
+        return ("", "isnull")  # ordering the names of kinds means nothing
+    return (*COMPARISONS, "isnull", *(("icontains",) if isinstance(field, Text) else ()))
+
+
+def _icontains_clause(lookup: str, value: Any, field: fields.Field, param: str) -> tuple[str, Any]:
+    field_name = lookup.partition("__")[0]
+    if not isinstance(field, Text):
+        raise _Problems(f'"icontains" works on text fields only, not on "{field_name}".')
+    try:
+        value = _text(value)
+    except ValidationError as exc:
+        raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'"{field_name}" ILIKE %({param})s', f"%{escaped}%"
 
 
 def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.Field],
@@ -77,17 +99,13 @@ def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.F
             raise _Problems(f'"{lookup}" takes true or false.')
         return f"{column} IS {'' if value else 'NOT '}NULL", None
     if op == "icontains":
-        if not isinstance(field, Text):
-            raise _Problems(f'"icontains" works on text fields only, not on "{field_name}".')
-        try:
-            value = _text(value)
-        except ValidationError as exc:
-            raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"{column} ILIKE %({param})s", f"%{escaped}%"
+        return _icontains_clause(lookup, value, field, param)
     if op not in COMPARISONS or (separator and not op):  # "first_name__" names no operator
         raise _Problems(f'Unknown filter operator "{op}" in "{lookup}"; '
                         "use none, gt, gte, lt, lte, isnull or icontains.")
+    if op not in operators(field):
+        allowed_lookups = ", ".join(f"{field_name}__{name}" if name else field_name for name in operators(field))
+        raise _Problems(f'"{op}" does not work on "{field_name}"; use: {allowed_lookups}.')
     if value is None and op == "":
         return f"{column} IS NULL", None
     try:

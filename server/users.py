@@ -1,18 +1,23 @@
-"""Accounts: slow salted password hashes, and 40-hex tokens stored only as SHA-256 digests."""
+"""Accounts: roles, passwords, and 40-hex tokens stored as SHA-256 digests (plus a sealed copy)."""
 from __future__ import annotations
 
-import base64
+import asyncio
 import dataclasses
 import hashlib
 import hmac
+import re
 import secrets
+from typing import Any
 
 from server.db import Database
 from server.errors import Conflict
+from server.passwords import (UNUSABLE_PASSWORD, check_password, dummy_hash, hash_password,
+                              is_usable, needs_upgrade)
+from server.secret import Sealer
 
-# scrypt: memory-hard and in the standard library; about 50 ms a hash here.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-UNUSABLE_PASSWORD = "!"
+ROLES = ("viewer", "editor")
+USERNAME = re.compile(r"[\w.@+-]{1,150}")  # Django's username rule, so imported names fit
+DEFAULT_ROLE = "editor"  # the first user scripts/run makes must be able to write
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,29 +25,11 @@ class User:
     id: int
     username: str
     is_active: bool
+    role: str = DEFAULT_ROLE
 
 
 class UserError(Exception):
     """A CLI-facing account problem, with a one-line message."""
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
-    encode = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${encode(salt).decode()}${encode(digest).decode()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    candidate = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt),
-                               n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
 def new_token() -> str:
@@ -54,31 +41,87 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
-async def create_user(db: Database, username: str, password: str | None) -> User:
+def _user(row: dict[str, Any]) -> User:
+    return User(id=row["id"], username=row["username"], is_active=row["is_active"], role=row["role"])
+
+
+async def create_user(db: Database, username: str, password: str | None, role: str = DEFAULT_ROLE) -> User:
     stored = UNUSABLE_PASSWORD if password is None else hash_password(password)
     try:
-        row = await db.fetch_one("users.create", {"username": username, "password": stored})
+        row = await db.fetch_one("users.create", {"username": username, "password": stored, "role": role})
     except Conflict:
         raise UserError(f"user {username!r} already exists") from None
     assert row is not None
-    return User(**row)
+    return _user(row)
 
 
-async def issue_token(db: Database, username: str) -> str:
-    """A new token for the user, revoking the old one; returns the key (never stored)."""
-    async with db.session() as session:
-        row = await session.fetch_one("users.by_username", {"username": username})
-        if row is None:
-            raise UserError(f"no user {username!r}")
-        token = new_token()
-        await session.execute("users.set_token", {"user_id": row["id"], "digest": token_digest(token)})
+async def _existing(db: Database, username: str) -> dict[str, Any]:
+    row = await db.fetch_one("users.by_username", {"username": username})
+    if row is None:
+        raise UserError(f"no user {username!r}")
+    return row
+
+
+async def issue_token(db: Database, username: str, sealer: Sealer) -> str:
+    """A new token for the user, revoking the old one; returns the key."""
+    row = await _existing(db, username)
+    return await _replace_token(db, row["id"], sealer)
+
+
+async def _replace_token(db: Database, user_id: int, sealer: Sealer) -> str:
+    token = new_token()
+    await db.execute("users.set_token", {"user_id": user_id, "digest": token_digest(token),
+                                         "sealed": sealer.seal(token)})
     return token
+
+
+async def obtain_token(db: Database, user: User, sealer: Sealer) -> str:
+    """DRF's get_or_create: the user's current key when it can be unsealed, else a new one."""
+    row = await db.fetch_one("users.token_of", {"user_id": user.id})
+    if row is not None:
+        key = sealer.unseal(row["sealed"])
+        if key is not None and hmac.compare_digest(token_digest(key), bytes(row["digest"])):
+            return key
+    return await _replace_token(db, user.id, sealer)
 
 
 async def user_for_token(db: Database, token: str) -> User | None:
     """The token's user (active or not), or None; the digest is compared in constant time."""
     digest = token_digest(token)
     row = await db.fetch_one("users.by_token_digest", {"digest": digest})
-    if row is None or not hmac.compare_digest(bytes(row.pop("digest")), digest):
+    if row is None or not hmac.compare_digest(bytes(row["digest"]), digest):
         return None
-    return User(**row)
+    return _user(row)
+
+
+async def verify_login(db: Database, username: str, password: str) -> User | None:
+    """The active user with this password, or None (unknown, wrong, inactive, no password).
+
+    Hashing runs in a thread: an imported 1,000,000-round pbkdf2 hash takes most of a
+    second, which must not stall every open socket. A correct imported hash is upgraded."""
+    row = await db.fetch_one("users.by_username", {"username": username})
+    stored = row["password"] if row is not None and is_usable(row["password"]) else None
+    matches = await asyncio.to_thread(check_password, password, stored or dummy_hash())
+    if row is None or stored is None or not matches or not row["is_active"]:
+        return None
+    if needs_upgrade(stored):
+        upgraded = await asyncio.to_thread(hash_password, password)
+        await db.execute("users.upgrade_password",
+                           {"user_id": row["id"], "password": upgraded, "old": stored})
+    return _user(row)
+
+
+async def set_password(db: Database, username: str, password: str) -> None:
+    """A new password; every login session of the user ends (the token stays)."""
+    row = await _existing(db, username)
+    await db.execute("users.set_password", {"user_id": row["id"], "password": hash_password(password)})
+
+
+async def deactivate(db: Database, username: str) -> None:
+    """Disable the account; its token and sessions stop working at once."""
+    if await db.fetch_one("users.deactivate", {"username": username}) is None:
+        raise UserError(f"no user {username!r}")
+
+
+async def list_users(db: Database) -> list[dict[str, Any]]:
+    return await db.fetch_all("users.all")

@@ -76,7 +76,7 @@ def run_worker(spec: ServeSpec, log_format: str, channel: multiprocessing.connec
 
     try:
         asyncio.run(serve(spec, report))
-    except (DatabaseUnavailable, OSError) as exc:
+    except (DatabaseUnavailable, OSError, ValueError) as exc:  # ValueError: e.g. a bad server secret
         print(f"dashboard-server: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
 

@@ -32,7 +32,7 @@ async def run_action(call: Call, payload: Mapping[str, Any]) -> dict[str, Any]:
         if "action" not in payload:
             raise MethodNotAllowed(["Unable to find action in message body."])
         name = _action_name(action)
-        if not call.resource.permission(call.user, name):
+        if not call.resource.allows(call.user, name):
             raise Forbidden()
         handler = call.resource.actions.get(name) if isinstance(action, str) else None
         if handler is None:
@@ -74,8 +74,9 @@ async def reply_to(app: web.Application, user: User, message: Any) -> tuple[str 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     """Upgrade an authenticated request, then answer its frames in order until it closes."""
     app = request.app
-    user = await authenticate(request, app[DB])
     config = app[CONFIG]
+    principal = await authenticate(request, app[DB], query_token=True, origins=config.allowed_origins)
+    user = principal.user
     ws = web.WebSocketResponse(max_msg_size=config.max_frame_bytes + 1, heartbeat=config.heartbeat_seconds,
                                compress=False)
     if not ws.can_prepare(request).ok:
@@ -84,13 +85,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     connection = next(connection_ids)
     connection_opened(app, connection, user.username, request.remote)
-    app[WEBSOCKETS].add(ws)
+    app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await ws.send_str(await handle_frame(app, user, message, connection))
                 frame_sent(app)
     finally:
-        app[WEBSOCKETS].discard(ws)
+        app[WEBSOCKETS].pop(ws, None)
         connection_closed(app, connection, ws.close_code)
     return ws

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
@@ -11,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import AccessLogger, create_app
 from server.config import Config
-from server.keys import DATABASE_URL, DB
+from server.keys import DATABASE_URL, DB, SEALER
 from server.users import create_user, issue_token
 from tests.pg import cloned_database, server_url, template_database
 
@@ -34,9 +33,13 @@ def database_url(pg_server: str, pg_template: str) -> Iterator[str]:
         yield url
 
 
+# A fixed server secret, so that no test writes a session.key file into the checkout.
+TEST_SECRET = "dGVzdC1zZWNyZXQtdGVzdC1zZWNyZXQtdGVzdC1zZWM="
+
+
 @pytest.fixture
 def config() -> Config:
-    return Config(heartbeat_seconds=30.0, db_timeout_seconds=3.0)
+    return Config(heartbeat_seconds=30.0, db_timeout_seconds=3.0, session_key=TEST_SECRET)
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
 async def token(client: TestClient) -> str:
     db = client.app[DB]
     await create_user(db, "nurse", None)
-    return await issue_token(db, "nurse")
+    return await issue_token(db, "nurse", client.app[SEALER])
 
 
 class Socket:
@@ -144,7 +147,7 @@ async def create(ws: Socket, **fields: Any) -> dict[str, Any]:
 @pytest.fixture
 def token_for() -> Any:
     """Make a user and a token on any test client's database."""
-    async def make(client: TestClient, username: str = "nurse") -> str:
-        await create_user(client.app[DB], username, None)
-        return await issue_token(client.app[DB], username)
+    async def make(client: TestClient, username: str = "nurse", role: str = "editor") -> str:
+        await create_user(client.app[DB], username, None, role)
+        return await issue_token(client.app[DB], username, client.app[SEALER])
     return make

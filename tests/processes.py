@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.conftest import TEST_SECRET
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -32,7 +34,8 @@ class ServerProcess:
     @classmethod
     async def start(cls, database_url: str, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
         port = free_port()
-        environment = {**os.environ, "DASHBOARD_DATABASE_URL": database_url, **(env or {})}
+        environment = {**os.environ, "DASHBOARD_DATABASE_URL": database_url, "DASHBOARD_SESSION_KEY": TEST_SECRET,
+                       **(env or {})}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", "serve", "--port", str(port), *args,
             env=environment, stderr=asyncio.subprocess.PIPE)
@@ -111,14 +114,15 @@ async def ws_request(ws: Any, action: str, request_id: Any = 1, **keys: Any) -> 
 
 async def make_token(database_url: str, username: str = "nurse") -> str:
     """A user and its token, made through the server's own code (no subprocess: faster)."""
-    from server.config import PROJECT_DIR
+    from server.config import PROJECT_DIR, Config
     from server.db import open_database
+    from server.secret import Sealer, load_secret
     from server.sql import load_queries
     from server.users import create_user, issue_token
 
     db = await open_database(database_url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1)
     try:
         await create_user(db, username, None)
-        return await issue_token(db, username)
+        return await issue_token(db, username, Sealer(load_secret(Config(session_key=TEST_SECRET))))
     finally:
         await db.close()

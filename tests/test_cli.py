@@ -14,8 +14,11 @@ import aiohttp
 import psycopg2
 import pytest
 
-from tests.pg import admin, cloned_database, with_database_name
-from tests.conftest import Socket, ok
+from tests.pg import cloned_database
+from tests.conftest import TEST_SECRET, Socket, ok
+
+
+ALL_MIGRATIONS = "0001_users, 0002_patients, 0003_roles, 0005_vitals"
 
 
 @pytest.fixture
@@ -24,8 +27,13 @@ def empty_url(pg_server: str) -> Iterator[str]:
         yield url
 
 
+def cli_env(url: str) -> dict[str, str]:
+    # A fixed secret, so that no command writes a session.key file into the checkout.
+    return {**os.environ, "DASHBOARD_DATABASE_URL": url, "DASHBOARD_SESSION_KEY": TEST_SECRET}
+
+
 def run(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DASHBOARD_DATABASE_URL": url}
+    env = cli_env(url)
     return subprocess.run([sys.executable, "-m", "server", *args], input=stdin, capture_output=True,
                           text=True, env=env, timeout=60)
 
@@ -47,20 +55,20 @@ def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
 
 def test_migrate_applies_in_order_once(empty_url: str) -> None:
     first = run(empty_url, "migrate")
-    assert first.returncode == 0 and first.stdout == "applied 0001_users, 0002_patients\n"
+    assert first.returncode == 0 and first.stdout == f"applied {ALL_MIGRATIONS}\n"
     again = run(empty_url, "migrate")
     assert again.returncode == 0 and again.stdout == "database is up to date\n"
     assert query(empty_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
-        (1, "users"), (2, "patients")]
+        (1, "users"), (2, "patients"), (3, "roles"), (5, "vitals")]
 
 
 def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:
-    env = {**os.environ, "DASHBOARD_DATABASE_URL": empty_url}
+    env = cli_env(empty_url)
     processes = [subprocess.Popen([sys.executable, "-m", "server", "migrate"], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outputs = sorted(process.communicate(timeout=60)[0] for process in processes)
     assert [process.returncode for process in processes] == [0, 0, 0]
-    assert outputs == ["applied 0001_users, 0002_patients\n", "database is up to date\n", "database is up to date\n"]
+    assert outputs == [f"applied {ALL_MIGRATIONS}\n", "database is up to date\n", "database is up to date\n"]
 
 
 def test_users_and_tokens(database_url: str) -> None:
@@ -107,7 +115,7 @@ def free_port() -> int:
 async def test_serve_answers_and_shuts_down_with_1001(database_url: str) -> None:
     token = run(database_url, "createuser", "n") and run(database_url, "token", "n").stdout.strip()
     port = free_port()
-    env = {**os.environ, "DASHBOARD_DATABASE_URL": database_url}
+    env = cli_env(database_url)
     server = await asyncio.create_subprocess_exec(sys.executable, "-m", "server", "serve", "--port", str(port),
                                                   env=env, stderr=asyncio.subprocess.PIPE)
     try:
@@ -131,3 +139,28 @@ async def test_serve_answers_and_shuts_down_with_1001(database_url: str) -> None
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+def test_roles_passwd_deactivate_and_users(database_url: str) -> None:
+    assert run(database_url, "createuser", "reader", "--role", "viewer", "--password-stdin", stdin="pw one\n").stderr == (
+        "created user reader (viewer)\n")
+    assert run(database_url, "createuser", "writer").stderr == "created user writer (editor)\n"  # the default
+    refused = run(database_url, "createuser", "x", "--role", "admin")
+    assert refused.returncode == 2 and "invalid choice: 'admin'" in refused.stderr
+    run(database_url, "token", "writer")
+    (before,), = query(database_url, "SELECT password FROM users WHERE username = 'reader'")
+    changed = run(database_url, "passwd", "reader", "--password-stdin", stdin="pw two\n")
+    assert changed.returncode == 0 and changed.stderr == "password changed for reader; its login sessions ended\n"
+    (after,), = query(database_url, "SELECT password FROM users WHERE username = 'reader'")
+    assert after.startswith("scrypt$") and after != before
+    one_line_error(run(database_url, "passwd", "nobody", "--password-stdin", stdin="x\n"), "no user 'nobody'")
+    off = run(database_url, "deactivate", "writer")
+    assert off.returncode == 0 and off.stderr == (
+        "deactivated writer: token revoked, sessions ended, open sockets close within 30 s\n")
+    one_line_error(run(database_url, "deactivate", "nobody"), "no user 'nobody'")
+    listing = run(database_url, "users")
+    assert listing.returncode == 0
+    assert [line.split("\t")[:5] for line in listing.stdout.splitlines()] == [
+        ["username", "role", "active", "password", "token"],
+        ["reader", "viewer", "yes", "yes", "no"],
+        ["writer", "editor", "no", "no", "no"]]

@@ -39,8 +39,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.config import PROJECT_DIR, Config
-from server.keys import DB
-from server.resources.patients import patients
+from server.keys import DB, SEALER
 from server.users import create_user, issue_token
 from tests.pg import admin, database_name
 
@@ -353,7 +352,7 @@ async def _server_shutdown(stage: Stage) -> None:
 
 
 async def _nothing(stage: Stage) -> None:
-    pass  # takes effect when the block's server is built (see read_only)
+    pass  # takes effect when the block's user is made (see stage)
 
 
 EVENTS: dict[str, Callable[[Stage], Awaitable[None]]] = {
@@ -362,12 +361,8 @@ EVENTS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "schema broken": _schema_broken,
     "account disabled": _account_disabled,
     "server shutdown": _server_shutdown,
-    "read-only permissions": _nothing,
+    "viewer": _nothing,
 }
-
-
-def read_only(user: Any, action: str) -> bool:
-    return action in ("list", "retrieve")
 
 
 async def expect_frame(ws: Any, step: Expect | ExpectClose, stamps: Stamps) -> None:
@@ -428,12 +423,11 @@ async def http_exchange(stage: Stage, step: Exchange) -> None:
 async def stage(request: pytest.FixtureRequest, aiohttp_client: Any, config: Config, database_url: str,
                 pg_server: str) -> Stage:
     steps = request.param or []
-    resource = dataclasses.replace(patients, permission=read_only) \
-        if Event("read-only permissions") in steps else patients
-    app: web.Application = create_app(config, database_url, resources=(resource,))
+    role = "viewer" if Event("viewer") in steps else "editor"
+    app: web.Application = create_app(config, database_url)
     client = await aiohttp_client(app)
-    await create_user(app[DB], "nurse", None)
-    return Stage(client, database_url, pg_server, await issue_token(app[DB], "nurse"))
+    await create_user(app[DB], "nurse", None, role)
+    return Stage(client, database_url, pg_server, await issue_token(app[DB], "nurse", app[SEALER]))
 
 
 def _parsed_or_none(block: Block) -> list[Step] | None:

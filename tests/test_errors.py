@@ -1,15 +1,11 @@
 """Every error row of the protocol over a real socket; the socket always stays open."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
-from server.app import create_app
-from server.config import Config
-from server.resources.patients import patients
 from tests.conftest import ADA, Socket, create, error, ok
 from tests.pg import admin, database_name
 
@@ -80,10 +76,8 @@ async def test_an_oversized_frame_closes_1009_unparsed(client, token: str) -> No
         assert message.type == WSMsgType.CLOSE and ws.close_code == 1009
 
 
-async def test_permission_is_checked_before_the_action_is(aiohttp_client, database_url: str, token_for) -> None:
-    read_only = dataclasses.replace(patients, permission=lambda user, action: action in ("list", "retrieve"))
-    client = await aiohttp_client(create_app(Config(), database_url, resources=(read_only,)))
-    token = await token_for(client)
+async def test_permission_is_checked_before_the_action_is(client, token_for) -> None:
+    token = await token_for(client, "visitor", role="viewer")
     async with client.ws_connect(f"/ws/?token={token}") as connection:
         ws = Socket(connection)
         denied = ["You do not have permission to perform this action."]

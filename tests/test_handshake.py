@@ -63,10 +63,10 @@ async def test_accepted_credentials(client, token: str, how: str) -> None:
 
 
 async def test_a_new_token_revokes_the_old_one(client, token: str, token_for) -> None:
-    from server.keys import DB
+    from server.keys import DB, SEALER
     from server.users import issue_token
 
-    newer = await issue_token(client.app[DB], "nurse")
+    newer = await issue_token(client.app[DB], "nurse", client.app[SEALER])
     assert await refused(client, f"/ws/?token={token}") == (401, INVALID)
     async with client.ws_connect(f"/ws/?token={newer}"):
         pass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import ADA, ANY_ID, STAMP, Socket, create, error, ok, patient
+from tests.conftest import ADA, Socket, create, error, ok, patient
 
 
 async def test_create_returns_the_object_with_server_fields(ws: Socket) -> None:

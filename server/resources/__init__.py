@@ -5,9 +5,11 @@ from typing import Mapping
 
 from server.resources.base import CRUD, QUERIES_FOR, Resource
 from server.resources.patients import patients
+from server.resources.vitals import vitals
 
 RESOURCES: tuple[Resource, ...] = (
     patients,
+    vitals,
 )
 
 

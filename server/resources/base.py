@@ -6,13 +6,24 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from marshmallow import Schema, ValidationError
 
+from schemas.fields import Related
 from server.db import Database
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, NotFound, ReferenceViolation
 from server.listing import MAX_BIGINT, parse_list_options
 from server.users import User
 
 Reply = tuple[int, Any]                      # (response_status, data)
-Permission = Callable[[User, str], bool]     # (user, action) -> allowed?
+
+# Roles that may run an action. Reads (and subscriptions, which only read) are for every
+# role; writes are for editors. An action a resource does not list needs an editor, so a
+# viewer meets 403 before learning whether the action exists (protocol §4's order).
+READ = frozenset({"viewer", "editor"})
+WRITE = frozenset({"editor"})
+CRUD_PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "list": READ, "retrieve": READ,
+    "create": WRITE, "update": WRITE, "patch": WRITE, "delete": WRITE,
+    "subscribe": READ, "unsubscribe": READ, "subscribe_instance": READ, "unsubscribe_instance": READ,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,24 +39,25 @@ class Call:
 Handler = Callable[[Call, Mapping[str, Any]], Awaitable[Reply]]
 
 
-def authenticated(user: User, action: str) -> bool:
-    """Every signed-in, active user may do everything."""
-    return user.is_active
-
-
 @dataclasses.dataclass(frozen=True)
 class Resource:
     """One database resource as both transports serve it; see server/resources/patients.py."""
 
-    name: str                                   # the stream name, and sql/<name>.sql
+    name: str                                   # the stream name, /api/<name>/, and sql/<name>.sql
+    verbose_name: str                           # one object, as DRF's 404 names it: "No Patient matches ..."
     schema: type[Schema]                        # loads writes, dumps replies
     actions: Mapping[str, Handler]              # action name -> handler
     filter_fields: tuple[str, ...] = ()
     ordering_fields: tuple[str, ...] = ()
-    permission: Permission = authenticated
+    permissions: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=lambda: CRUD_PERMISSIONS)
 
     def query(self, name: str) -> str:
         return f"{self.name}.{name}"
+
+    def allows(self, user: User, action: str | None) -> bool:
+        """May this user run this action (None: an action this resource does not have)?"""
+        roles = self.permissions.get(action, WRITE) if action is not None else WRITE
+        return user.is_active and user.role in roles
 
     @property
     def writable_fields(self) -> list[str]:
@@ -82,6 +94,19 @@ def dump(call: Call, row: Mapping[str, Any]) -> dict[str, Any]:
     return call.resource.schema().dump(row)
 
 
+async def write_row(call: Call, query: str, params: Mapping[str, Any],
+                    data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Run a create or update query; a foreign key it breaks is reported on its field, as DRF does."""
+    try:
+        return await call.db.fetch_one(call.resource.query(query), params)
+    except ReferenceViolation as exc:
+        for name, field in call.resource.schema().fields.items():
+            # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).
+            if isinstance(field, Related) and name in data and exc.constraint == f"{exc.table}_{name}_fkey":
+                raise BadRequest([{name: field.does_not_exist(data[name]).messages}]) from None
+        raise
+
+
 async def list_objects(call: Call, payload: Mapping[str, Any]) -> Reply:
     resource = call.resource
     options = parse_list_options(payload, resource.schema(), resource.filter_fields,
@@ -108,7 +133,7 @@ async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 async def create_object(call: Call, payload: Mapping[str, Any]) -> Reply:
     data = load_data(call, payload, partial=False)
     params = {name: data.get(name) for name in call.resource.writable_fields}
-    row = await call.db.fetch_one(call.resource.query("create"), params)
+    row = await write_row(call, "create", params, payload["data"])
     return 201, dump(call, row)
 
 
@@ -125,7 +150,7 @@ async def _change_object(call: Call, payload: Mapping[str, Any], partial: bool) 
     for name in call.resource.writable_fields:
         params[name] = data.get(name)
         params[f"{name}__set"] = name in data
-    row = await call.db.fetch_one(call.resource.query("update"), params)
+    row = await write_row(call, "update", params, payload["data"])
     if row is None:
         raise NotFound()
     return 200, dump(call, row)

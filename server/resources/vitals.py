@@ -1,0 +1,18 @@
+"""The `vitals` stream: vital signs measured on the ward's patients, CRUD over sql/vitals.sql.
+
+    >>> {"stream": "vitals", "payload": {"action": "list", "request_id": 1, "filters": {"patient": 1}}}
+    <<< {"stream": "vitals", "payload": {"errors": [], "data": [{"id": 1, "patient": 1, "kind": "spo2", ...}],
+         "action": "list", "response_status": 200, "request_id": 1}}
+"""
+from schemas.vitals import VitalSchema
+from server.resources.base import CRUD, CRUD_PERMISSIONS, Resource
+
+vitals = Resource(
+    name="vitals",
+    verbose_name="Vital",
+    schema=VitalSchema,
+    actions=CRUD,
+    permissions=CRUD_PERMISSIONS,  # viewers list and retrieve; editors also write
+    filter_fields=("id", "patient", "kind", "measured_at"),
+    ordering_fields=("id", "measured_at"),
+)

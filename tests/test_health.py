@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.app import AccessLogger, create_app
 from server.config import Config
-from tests.conftest import Socket, create
+from tests.conftest import TEST_SECRET, Socket, create
 
 
 async def scrape(client: TestClient, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -68,13 +68,13 @@ async def test_metrics_only_for_the_allowed_networks(client: TestClient) -> None
 
 async def test_metrics_allow_list_is_configurable(aiohttp_client: Any, database_url: str) -> None:
     for allow, status in (("", 404), ("10.0.0.0/8", 404), ("127.0.0.0/8", 200)):
-        server = TestServer(create_app(Config(metrics_allow=allow), database_url))
+        server = TestServer(create_app(Config(metrics_allow=allow, session_key=TEST_SECRET), database_url))
         await server.start_server(access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         assert (await client.get("/metrics")).status == status
         await client.close()
     with pytest.raises(ValueError):
-        create_app(Config(metrics_allow="not-a-network"), database_url)
+        create_app(Config(metrics_allow="not-a-network", session_key=TEST_SECRET), database_url)
 
 
 @pytest.mark.embedded
@@ -86,7 +86,7 @@ async def test_readyz_follows_the_database(aiohttp_client: Any) -> None:
     base.chmod(0o755)  # as root, the cluster's system user must reach it
     embedded = start_embedded(base / "var")
     try:
-        server = TestServer(create_app(Config(db_timeout_seconds=2.0), embedded.url))
+        server = TestServer(create_app(Config(db_timeout_seconds=2.0, session_key=TEST_SECRET), embedded.url))
         await server.start_server(access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         assert (await client.get("/readyz")).status == 200

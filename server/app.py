@@ -1,7 +1,6 @@
 """The application factory: state on AppKeys, the pool in cleanup_ctx, routes."""
 from __future__ import annotations
 
-import logging
 from typing import AsyncIterator
 
 import aiohttp_session
@@ -11,6 +10,7 @@ from aiohttp.abc import AbstractAccessLogger
 from server.config import Config
 from server.dashboard import add_dashboard_routes
 from server.db import open_database
+from server.health import setup_operations
 from server.keys import CONFIG, DATABASE_URL, DB, OPENAPI, RESOURCES, SEALER, WEBSOCKETS
 from server.openapi import build_openapi, openapi_view
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
@@ -61,6 +61,7 @@ def create_app(config: Config, database_url: str,
     app[OPENAPI] = build_openapi(resources)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(credential_watch_ctx)  # after the pool: stopped before it closes
+    setup_operations(app)  # /healthz, /readyz, /metrics (server/health.py)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/ws/", websocket_handler)
     app.router.add_get("/ws", websocket_handler)
@@ -69,7 +70,3 @@ def create_app(config: Config, database_url: str,
     app.router.add_get("/api/openapi.json", openapi_view)
     add_dashboard_routes(app)
     return app
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)

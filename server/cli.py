@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import logging
 import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
-
-from aiohttp import web
 
 from server.config import Config, load_config
 from server.db import Database, DatabaseUnavailable, QueryRefused, open_database, refusals_as_messages
@@ -139,17 +138,22 @@ def cmd_import_django(config: Config, args: argparse.Namespace) -> None:
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> None:
-    from server.app import AccessLogger, configure_logging, create_app
+    from server.logs import configure_logging
+    from server.serving import ServeSpec
+    from server.workers import cpu_count, serve_processes
 
-    configure_logging()
+    flags = {"workers": args.workers, "log_format": args.log_format}
+    config = dataclasses.replace(config, **{name: value for name, value in flags.items() if value is not None})
+    configure_logging(config.log_format)
     with database_url(config) as url:
         pending = run_with_database(url, config, lambda db: pending_migrations(db, config.sql_dir))
         if pending:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
+        load_secret(config)  # a bad or unwritable secret fails here, once, not in every worker
         host, port = args.host or config.host, args.port or config.port
         print(f"dashboard-server: serving ws://{host}:{port}/ws/", file=sys.stderr, flush=True)
-        web.run_app(create_app(config, url), host=host, port=port, access_log_class=AccessLogger,
-                    shutdown_timeout=10, print=None)
+        if serve_processes(ServeSpec(config, url, host, port), config.workers or cpu_count(), config.log_format):
+            raise CommandError("a worker exited unexpectedly (see the log above); stopped")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve /ws/ and /api/")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="processes sharing the port (default: one per CPU)")
+    serve.add_argument("--log-format", choices=("plain", "json"), help="log lines as text or JSON objects")
     serve.set_defaults(run=cmd_serve)
     return parser
 

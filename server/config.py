@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+LOG_FORMATS = ("plain", "json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,17 @@ class Config:
     login_failures_per_address: int = 20  # per client address (a ward behind one NAT shares it)
     login_throttle_seconds: int = 60
     credential_check_seconds: float = 30.0  # how often open sockets' credentials are re-checked
+    workers: int = 0                      # serving processes sharing the port; 0 = one per CPU
+    log_format: str = "plain"             # plain | json (one object a line, for log shippers)
+    # Who may read /metrics (comma-separated networks). Through a proxy on this host, the address
+    # checked is the one the proxy appended to X-Forwarded-For, so nginx does not open it to everyone.
+    metrics_allow: str = "127.0.0.1/32,::1/128"
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
+        if self.workers < 0:
+            raise ValueError("workers must be 0 (one per CPU) or more")
 
 
 def _boolean(raw: Any) -> bool:

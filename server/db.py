@@ -118,15 +118,19 @@ class Database:
         self._pool = pool
         self.queries = queries
         self._timeout = timeout
+        self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
+        self._waiting += 1
         try:
             async with asyncio.timeout(self._timeout):
                 connection = await self._pool.acquire()
         except UNAVAILABLE + (psycopg2.Error,) as exc:
             log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
             raise Unavailable() from exc
+        finally:
+            self._waiting -= 1
         try:
             async with connection.cursor() as cursor:
                 yield Session(cursor, self.queries)
@@ -153,6 +157,11 @@ class Database:
     async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
         async with self.session() as session:
             return await session.execute(name, params, **fragments)
+
+    def pool_stats(self) -> tuple[int, int, int]:
+        """(in use, idle, waiting) connections of the pool, for the metrics."""
+        idle = self._pool.freesize
+        return self._pool.size - idle, idle, self._waiting
 
     async def close(self) -> None:
         self._pool.close()

@@ -1,13 +1,14 @@
 """Every piece of application state, as typed AppKeys."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from server.auth import Principal
 from server.config import Config
 from server.db import Database
+from server.metrics import Metrics
 from server.resources.base import Resource
 from server.secret import Sealer
 
@@ -19,3 +20,8 @@ RESOURCES = web.AppKey("resources", dict[str, Resource])
 WEBSOCKETS = web.AppKey("websockets", dict[web.WebSocketResponse, Principal])
 SEALER = web.AppKey("sealer", Sealer)
 OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarations
+
+# Operations (server/health.py): /readyz passes when every probe returns True.
+ReadinessProbe = Callable[[web.Application], Awaitable[bool]]
+METRICS = web.AppKey("metrics", Metrics)
+READINESS_PROBES = web.AppKey("readiness_probes", list[ReadinessProbe])

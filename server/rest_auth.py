@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from schemas.auth import CredentialsSchema, MeSchema
 from server.auth import authenticate, origin_allowed, refuse_origin
 from server.httpjson import detail_error, json_error, json_response, read_body
-from server.keys import CONFIG, DB, SEALER
+from server.keys import CONFIG, DB, METRICS, SEALER
 from server.sessions import end_session, start_session
 from server.throttle import Throttled, begin_attempt, forget
 from server.users import User, obtain_token, verify_login
@@ -42,6 +42,7 @@ async def _login(request: web.Request) -> User:
         if user is not None:
             await forget(db, attempt)
     except Throttled as exc:
+        request.app[METRICS].count_throttled("login")
         raise detail_error(web.HTTPTooManyRequests, exc.detail, headers={"Retry-After": str(exc.wait)}) from None
     if user is None:
         raise _bad(BAD_CREDENTIALS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from typing import Any, Mapping
 
 from aiohttp import WSMsgType, web
@@ -11,6 +12,7 @@ from aiohttp import WSMsgType, web
 from server.auth import authenticate
 from server.errors import ApiError, Forbidden, MethodNotAllowed
 from server.keys import CONFIG, DB, RESOURCES, WEBSOCKETS
+from server.observe import connection_closed, connection_opened, frame_received, frame_sent, request_answered
 from server.protocol import FrameError, encode, envelope, parse_frame
 from server.resources.base import Call, Resource
 from server.users import User
@@ -44,20 +46,29 @@ async def run_action(call: Call, payload: Mapping[str, Any]) -> dict[str, Any]:
     return envelope(status, data=data, action=action, request_id=request_id)
 
 
-async def handle_frame(app: web.Application, user: User, message: Any) -> str:
-    """One inbound WebSocket message in, one outbound frame (text) back."""
+async def handle_frame(app: web.Application, user: User, message: Any, connection: int = 0) -> str:
+    """One inbound WebSocket message in, one outbound frame (text) back; counted, timed, failures logged."""
+    started = time.perf_counter()
+    frame_received(app)
+    stream, reply = await reply_to(app, user, message)
+    request_answered(app, connection, stream, reply, time.perf_counter() - started)
+    return encode(stream, reply)
+
+
+async def reply_to(app: web.Application, user: User, message: Any) -> tuple[str | None, dict[str, Any]]:
+    """The (stream, envelope) answering one inbound message, whatever went wrong."""
     try:
         if message.type != WSMsgType.TEXT:
             raise FrameError("Invalid frame: binary frames are not supported; send JSON text.")
         stream, payload = parse_frame(message.data)
     except FrameError as exc:
-        return encode(None, envelope(400, errors=[str(exc)]))
+        return None, envelope(400, errors=[str(exc)])
     resource: Resource | None = app[RESOURCES].get(stream)
     if resource is None:
-        return encode(stream, envelope(404, errors=[f'Unknown stream "{stream}".'],
-                                       action=payload.get("action"), request_id=payload.get("request_id")))
+        return stream, envelope(404, errors=[f'Unknown stream "{stream}".'],
+                                action=payload.get("action"), request_id=payload.get("request_id"))
     call = Call(app[DB], user, resource, app[CONFIG].max_page_size)
-    return encode(stream, await run_action(call, payload))
+    return stream, await run_action(call, payload)
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -73,13 +84,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                                       content_type="application/json", headers={"Upgrade": "websocket"})
     await ws.prepare(request)
     connection = next(connection_ids)
-    log.info("ws %d open: user %s from %s", connection, user.username, request.remote)
+    connection_opened(app, connection, user.username, request.remote)
     app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await ws.send_str(await handle_frame(app, user, message))
+                await ws.send_str(await handle_frame(app, user, message, connection))
+                frame_sent(app)
     finally:
         app[WEBSOCKETS].pop(ws, None)
-        log.info("ws %d closed: code %s", connection, ws.close_code)
+        connection_closed(app, connection, ws.close_code)
     return ws

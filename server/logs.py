@@ -1,0 +1,52 @@
+"""Logging set-up for `serve`: plain lines or one JSON object a line, with the process id and the connection id."""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+import sys
+
+PLAIN = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+# Defence in depth: no code path logs credentials, but a library's message might quote a URL or a header.
+SECRETS = re.compile(
+    r"(?P<keep>[?&]token=|Authorization:\s*\w+\s+|password=)[^&\s\"']+"  # query string, header, URL
+    r"|(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])"                           # anything shaped like a token
+)
+
+
+def redact(text: str) -> str:
+    return SECRETS.sub(lambda match: (match.group("keep") or "") + "[redacted]", text)
+
+
+class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, pid, message; `connection` when the record carries one; `exception` text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+                                     .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": redact(record.getMessage()),
+        }
+        connection = getattr(record, "connection", None)
+        if connection is not None:
+            entry["connection"] = connection
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(log_format: str = "plain", level: int = logging.INFO) -> None:
+    """Everything to stderr (journald keeps it under systemd), in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else PlainFormatter(PLAIN))
+    logging.basicConfig(level=level, handlers=[handler], force=True)

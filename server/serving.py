@@ -1,0 +1,68 @@
+"""One serving process: the app on its port, READY once it can serve, watchdog pings, graceful stop on SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from typing import AsyncIterator, Callable
+
+from aiohttp import web
+
+from server.app import AccessLogger, create_app
+from server.config import Config
+from server.db import DatabaseUnavailable
+from server.health import is_ready
+
+SHUTDOWN_TIMEOUT = 10.0  # seconds for open requests after the sockets got 1001; systemd allows 15
+
+Report = Callable[[str], None]  # receives "READY=1", "WATCHDOG=1", "STOPPING=1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeSpec:
+    """What a serving process needs; picklable, so a spawned worker gets it as is."""
+
+    config: Config
+    database_url: str
+    host: str
+    port: int
+    reuse_port: bool = False          # several processes listen on the same port
+    watchdog: float | None = None     # seconds between WATCHDOG=1 reports; None: no watchdog
+
+
+async def serve(spec: ServeSpec, report: Report) -> None:
+    """Serve until SIGTERM or SIGINT; report READY=1 once the port accepts and the database answers."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    app = create_app(spec.config, spec.database_url)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()  # opens the database pool (cleanup_ctx); raises DatabaseUnavailable
+    try:
+        await web.TCPSite(runner, spec.host, spec.port, reuse_port=spec.reuse_port or None).start()
+        if not await is_ready(app):
+            raise DatabaseUnavailable("the database does not answer")
+        report("READY=1")
+        async with watchdog_pings(spec.watchdog, report):
+            await stop.wait()
+        report("STOPPING=1")
+    finally:
+        await runner.cleanup()  # stops accepting, closes sockets with 1001, then the pool
+
+
+@contextlib.asynccontextmanager
+async def watchdog_pings(interval: float | None, report: Report) -> AsyncIterator[None]:
+    """WATCHDOG=1 every interval, from this event loop: a blocked loop stops the pings, and systemd notices."""
+    async def ping_forever(every: float) -> None:
+        while True:
+            report("WATCHDOG=1")
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(ping_forever(interval)) if interval else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()

@@ -1,0 +1,4 @@
+-- Readiness (server/health.py): does the database answer at all?
+
+-- name: ping
+SELECT 1 AS ok;

@@ -1,0 +1,84 @@
+"""`serve --workers 2`: both processes accept sockets on one port, share the database and the metrics."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ADA
+from tests.processes import ServerProcess, make_token, ws_request
+
+SOCKETS = 16
+
+
+async def open_sockets(server: ServerProcess, session: aiohttp.ClientSession, token: str) -> list[tuple[int, object]]:
+    """SOCKETS connections, each with the pid of the worker that logged its `ws N open` line."""
+    sockets = []
+    for _ in range(SOCKETS):
+        ws = await session.ws_connect(f"{server.http}/ws/?token={token}")
+        opened = await server.next_line(r"\[(\d+)\] server\.ws: ws \d+ open")
+        sockets.append((int(opened.group(1)), ws))
+    return sockets
+
+
+async def open_websockets_metric(server: ServerProcess, session: aiohttp.ClientSession) -> float:
+    async with session.get(f"{server.http}/metrics") as response:
+        text = await response.text()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    return families["dashboard_websockets_open"].samples[0].value
+
+
+async def test_two_workers_serve_one_port_and_one_database(database_url: str) -> None:
+    token = await make_token(database_url)
+    server = await ServerProcess.start(database_url, "--workers", "2")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.next_line(r"server\.workers: 2 workers serving")
+            sockets = await open_sockets(server, session, token)
+            by_worker: dict[int, list] = {}
+            for pid, ws in sockets:
+                by_worker.setdefault(pid, []).append(ws)
+            assert len(by_worker) == 2, f"one worker took all {SOCKETS} sockets: {server.log}"
+            assert server.process.pid not in by_worker  # the parent only supervises
+            # Any worker's /metrics adds up every worker's (prometheus_client multiprocess mode).
+            assert await open_websockets_metric(server, session) == SOCKETS
+            # A write through one worker is read through the other.
+            (first, *_), (second, *_) = by_worker.values()
+            created = await ws_request(first, "create", data=ADA)
+            assert created["response_status"] == 201
+            assert await ws_request(second, "retrieve", pk=created["data"]["id"]) == {**created, "response_status": 200,
+                                                                                     "action": "retrieve"}
+            # A worker that dies takes the service down (exit 1; systemd restarts it), closing the rest with 1001.
+            victim, survivor = list(by_worker)
+            os.kill(victim, signal.SIGKILL)
+            for ws in by_worker[survivor]:
+                closing = await ws.receive(timeout=15)
+                assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+            assert await server.exited() == 1
+            assert f"worker {victim} exited unexpectedly" in server.log
+            for ws in (ws for _, ws in sockets):
+                await ws.close()
+    finally:
+        await server.kill()
+    assert token not in server.log
+
+
+async def test_sigterm_closes_every_workers_sockets_with_1001(database_url: str) -> None:
+    token = await make_token(database_url)
+    server = await ServerProcess.start(database_url, "--workers", "2")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.next_line(r"server\.workers: 2 workers serving")
+            sockets = await open_sockets(server, session, token)
+            assert len({pid for pid, _ in sockets}) == 2
+            server.process.send_signal(signal.SIGTERM)
+            closes = await asyncio.gather(*(ws.receive(timeout=10) for _, ws in sockets))
+            assert {(message.type, message.data) for message in closes} == {(aiohttp.WSMsgType.CLOSE, 1001)}
+            assert await server.exited(timeout=10) == 0
+            for _, ws in sockets:
+                await ws.close()
+    finally:
+        await server.kill()

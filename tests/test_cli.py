@@ -47,11 +47,11 @@ def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
 
 def test_migrate_applies_in_order_once(empty_url: str) -> None:
     first = run(empty_url, "migrate")
-    assert first.returncode == 0 and first.stdout == "applied 0001_users, 0002_patients\n"
+    assert first.returncode == 0 and first.stdout == "applied 0001_users, 0002_patients, 0004_changes\n"
     again = run(empty_url, "migrate")
     assert again.returncode == 0 and again.stdout == "database is up to date\n"
     assert query(empty_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
-        (1, "users"), (2, "patients")]
+        (1, "users"), (2, "patients"), (4, "changes")]
 
 
 def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:
@@ -60,7 +60,7 @@ def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outputs = sorted(process.communicate(timeout=60)[0] for process in processes)
     assert [process.returncode for process in processes] == [0, 0, 0]
-    assert outputs == ["applied 0001_users, 0002_patients\n", "database is up to date\n", "database is up to date\n"]
+    assert outputs == ["applied 0001_users, 0002_patients, 0004_changes\n", "database is up to date\n", "database is up to date\n"]
 
 
 def test_users_and_tokens(database_url: str) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from marshmallow import Schema, ValidationError
 
@@ -10,6 +10,9 @@ from server.db import Database
 from server.errors import BadRequest, NotFound
 from server.listing import MAX_BIGINT, parse_list_options
 from server.users import User
+
+if TYPE_CHECKING:
+    from server.subscriptions import LiveClient
 
 Reply = tuple[int, Any]                      # (response_status, data)
 Permission = Callable[[User, str], bool]     # (user, action) -> allowed?
@@ -23,6 +26,7 @@ class Call:
     user: User
     resource: Resource
     max_page_size: int
+    live: LiveClient | None = None    # the socket's subscriptions; None where there are none (HTTP)
 
 
 Handler = Callable[[Call, Mapping[str, Any]], Awaitable[Reply]]
@@ -50,6 +54,11 @@ class Resource:
     @property
     def writable_fields(self) -> list[str]:
         return [name for name, field in self.schema().fields.items() if not field.dump_only]
+
+
+def permitted(resource: Resource, user: User, action: str) -> bool:
+    """The one permission check: requests (server/ws.py), subscriptions and every push."""
+    return resource.permission(user, action)
 
 
 def lookup_pk(payload: Mapping[str, Any]) -> int:
@@ -108,7 +117,7 @@ async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 async def create_object(call: Call, payload: Mapping[str, Any]) -> Reply:
     data = load_data(call, payload, partial=False)
     params = {name: data.get(name) for name in call.resource.writable_fields}
-    row = await call.db.fetch_one(call.resource.query("create"), params)
+    row = await call.db.write(call.resource.query("create"), params, call.user.id)
     return 201, dump(call, row)
 
 
@@ -125,7 +134,7 @@ async def _change_object(call: Call, payload: Mapping[str, Any], partial: bool) 
     for name in call.resource.writable_fields:
         params[name] = data.get(name)
         params[f"{name}__set"] = name in data
-    row = await call.db.fetch_one(call.resource.query("update"), params)
+    row = await call.db.write(call.resource.query("update"), params, call.user.id)
     if row is None:
         raise NotFound()
     return 200, dump(call, row)
@@ -140,7 +149,7 @@ async def patch_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 
 
 async def delete_object(call: Call, payload: Mapping[str, Any]) -> Reply:
-    if await call.db.fetch_one(call.resource.query("delete"), {"pk": lookup_pk(payload)}) is None:
+    if await call.db.write(call.resource.query("delete"), {"pk": lookup_pk(payload)}, call.user.id) is None:
         raise NotFound()
     return 204, None
 
@@ -158,4 +167,5 @@ CRUD: Mapping[str, Handler] = {
 QUERIES_FOR = {
     "list": ("list", "count"), "retrieve": ("retrieve",), "create": ("create",),
     "update": ("update", "retrieve"), "patch": ("update", "retrieve"), "delete": ("delete",),
+    "subscribe_instance": ("retrieve",), "unsubscribe_instance": (), "subscribe": (), "unsubscribe": (),
 }

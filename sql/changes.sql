@@ -1,0 +1,60 @@
+-- The change log (sql/migrations/0004_changes.sql): acting user, listener, replay, pruning, history.
+-- Snapshots travel as pg_snapshot text ("xmin:xmax:xip,..."); see server/cursors.py.
+
+-- name: acting_user
+-- Sent in the same Query as a write (server/db.py): one implicit transaction, so the trigger
+-- sees the user and the setting ends with the write.
+SELECT set_config('dashboard.user_id', %(dashboard_acting_user)s, true);
+
+-- name: listen
+LISTEN dashboard_changes;
+
+-- name: snapshot
+SELECT pg_current_snapshot()::text AS snapshot;
+
+-- name: between
+-- The changes a reader at snapshot %(low)s had not seen and one at %(high)s has: the writer
+-- committed in between. Only transactions running at %(low)s or started after it qualify, which
+-- the xid index finds. Paged by id; %(resource)s NULL means every resource.
+SELECT id, xid::text AS xid, resource, object_id, op, data, old
+FROM changes
+WHERE (xid >= pg_snapshot_xmax(%(low)s::pg_snapshot)
+       OR xid = ANY (ARRAY(SELECT pg_snapshot_xip(%(low)s::pg_snapshot))))
+  AND pg_visible_in_snapshot(xid, %(high)s::pg_snapshot)
+  AND (%(resource)s::text IS NULL OR resource = %(resource)s)
+  AND id > %(after)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: pruned
+SELECT xid::text AS xid FROM changes_pruned;
+
+-- name: prune
+-- Deletes the oldest changes: those older than the age limit and those beyond the newest
+-- %(retain_rows)s ids, but never one the local listener has not passed (%(mark)s), and records
+-- the newest transaction deleted. Cheap when there is nothing to do, safe to run concurrently.
+WITH bound AS (
+    SELECT greatest(
+        coalesce((SELECT id FROM changes
+                  WHERE recorded_at >= now() - make_interval(secs => %(retain_seconds)s)
+                  ORDER BY id LIMIT 1),
+                 (SELECT max(id) + 1 FROM changes)),
+        (SELECT max(id) FROM changes) - %(retain_rows)s + 1) AS below
+), deleted AS (
+    DELETE FROM changes
+    WHERE id < (SELECT below FROM bound)
+      AND xid < pg_snapshot_xmin(%(mark)s::pg_snapshot)
+    RETURNING xid
+), newest AS (
+    SELECT max(xid) AS xid, count(*) AS count FROM deleted
+), recorded AS (
+    UPDATE changes_pruned SET xid = greatest(changes_pruned.xid, newest.xid)
+    FROM newest WHERE newest.xid IS NOT NULL
+)
+SELECT count FROM newest;
+
+-- name: history
+SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, u.username
+FROM changes c LEFT JOIN users u ON u.id = c.user_id
+WHERE c.resource = %(resource)s AND c.object_id = %(pk)s
+ORDER BY c.id;

@@ -1,6 +1,8 @@
 """The application factory: state on AppKeys, the pool in cleanup_ctx, routes."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import weakref
 from typing import AsyncIterator
@@ -10,10 +12,12 @@ from aiohttp.abc import AbstractAccessLogger
 
 from server.config import Config
 from server.db import open_database
-from server.keys import CONFIG, DATABASE_URL, DB, RESOURCES, WEBSOCKETS
+from server.keys import CONFIG, DATABASE_URL, DB, LISTENER, RESOURCES, SUBSCRIPTIONS, WEBSOCKETS
+from server.live import Listener
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
 from server.resources.base import Resource
 from server.sql import load_queries
+from server.subscriptions import Registry
 from server.ws import websocket_handler
 
 
@@ -35,6 +39,24 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DB].close()
 
 
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The change listener and the periodic pruning of the change log, for this process."""
+    config = app[CONFIG]
+    app[SUBSCRIPTIONS] = Registry(app[RESOURCES])
+    app[LISTENER] = listener = Listener(
+        app[DB], app[SUBSCRIPTIONS], poll_seconds=config.changes_poll_seconds,
+        timeout=config.db_timeout_seconds, retain_seconds=config.changes_retain_seconds,
+        retain_rows=config.changes_retain_rows)
+    tasks = [asyncio.create_task(listener.run()),
+             asyncio.create_task(listener.prune_every(config.changes_prune_seconds))]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def close_websockets(app: web.Application) -> None:
     for ws in set(app[WEBSOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
@@ -48,6 +70,7 @@ def create_app(config: Config, database_url: str,
     app[RESOURCES] = {resource.name: resource for resource in resources}
     app[WEBSOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(live_ctx)
     app.on_shutdown.append(close_websockets)
     app.router.add_get("/ws/", websocket_handler)
     app.router.add_get("/ws", websocket_handler)

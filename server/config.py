@@ -25,6 +25,11 @@ class Config:
     db_pool_min: int = 1
     db_pool_max: int = 20
     db_timeout_seconds: float = 5.0       # a database that does not answer gives 503, never a hang
+    outbound_queue: int = 1024            # frames waiting for a slow client; a full queue closes it (1008)
+    changes_retain_seconds: float = 7 * 24 * 3600.0   # change history kept for `since` and `history`
+    changes_retain_rows: int = 1_000_000  # ... and at most this many changes
+    changes_prune_seconds: float = 60.0   # how often each process prunes the change log
+    changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
 
 
 def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:

@@ -10,9 +10,11 @@ from aiohttp import WSMsgType, web
 
 from server.auth import authenticate
 from server.errors import ApiError, Forbidden, MethodNotAllowed
-from server.keys import CONFIG, DB, RESOURCES, WEBSOCKETS
+from server.keys import CONFIG, DB, LISTENER, RESOURCES, SUBSCRIPTIONS, WEBSOCKETS
+from server.outbox import Outbox
 from server.protocol import FrameError, encode, envelope, parse_frame
-from server.resources.base import Call, Resource
+from server.resources.base import Call, Resource, permitted
+from server.subscriptions import LiveClient
 from server.users import User
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ async def run_action(call: Call, payload: Mapping[str, Any]) -> dict[str, Any]:
         if "action" not in payload:
             raise MethodNotAllowed(["Unable to find action in message body."])
         name = _action_name(action)
-        if not call.resource.permission(call.user, name):
+        if not permitted(call.resource, call.user, name):
             raise Forbidden()
         handler = call.resource.actions.get(name) if isinstance(action, str) else None
         if handler is None:
@@ -44,7 +46,7 @@ async def run_action(call: Call, payload: Mapping[str, Any]) -> dict[str, Any]:
     return envelope(status, data=data, action=action, request_id=request_id)
 
 
-async def handle_frame(app: web.Application, user: User, message: Any) -> str:
+async def handle_frame(app: web.Application, user: User, message: Any, live: LiveClient | None = None) -> str:
     """One inbound WebSocket message in, one outbound frame (text) back."""
     try:
         if message.type != WSMsgType.TEXT:
@@ -56,12 +58,14 @@ async def handle_frame(app: web.Application, user: User, message: Any) -> str:
     if resource is None:
         return encode(stream, envelope(404, errors=[f'Unknown stream "{stream}".'],
                                        action=payload.get("action"), request_id=payload.get("request_id")))
-    call = Call(app[DB], user, resource, app[CONFIG].max_page_size)
+    call = Call(app[DB], user, resource, app[CONFIG].max_page_size, live)
     return encode(stream, await run_action(call, payload))
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """Upgrade an authenticated request, then answer its frames in order until it closes."""
+    """Upgrade an authenticated request, then answer its frames in order until it closes.
+
+    Replies and pushes leave through the socket's outbox (one writer task, bounded queue)."""
     app = request.app
     user = await authenticate(request, app[DB])
     config = app[CONFIG]
@@ -74,11 +78,17 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     connection = next(connection_ids)
     log.info("ws %d open: user %s from %s", connection, user.username, request.remote)
     app[WEBSOCKETS].add(ws)
+    outbox = Outbox(ws, request, config.outbound_queue)
+    live = LiveClient(app[LISTENER], app[SUBSCRIPTIONS], user, outbox, config.outbound_queue)
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await ws.send_str(await handle_frame(app, user, message))
+                live.hold()  # pushes wait for this reply
+                await outbox.put_paced(await handle_frame(app, user, message, live))
+                await live.release()
     finally:
+        live.close()
+        await outbox.close()
         app[WEBSOCKETS].discard(ws)
         log.info("ws %d closed: code %s", connection, ws.close_code)
     return ws

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from server.resources.base import CRUD, QUERIES_FOR, Resource
+from server.resources.base import QUERIES_FOR, Resource
 from server.resources.patients import patients
+from server.resources.subscribe import ACTIONS
 
 RESOURCES: tuple[Resource, ...] = (
     patients,
@@ -17,7 +18,7 @@ def check_queries(resources: tuple[Resource, ...], queries: Mapping[str, str]) -
         resource.query(name)
         for resource in resources
         for action in resource.actions
-        if resource.actions[action] is CRUD.get(action)
+        if resource.actions[action] is ACTIONS.get(action)
         for name in QUERIES_FOR[action]
         if resource.query(name) not in queries
     )

@@ -5,14 +5,15 @@
          "action": "retrieve", "response_status": 200, "request_id": 7}}
 """
 from schemas.patients import PatientSchema
-from server.resources.base import CRUD, Resource
+from server.resources.base import Resource
+from server.resources.subscribe import ACTIONS
 
 FIELDS = ("id", "first_name", "last_name", "admission_date", "dismissal_date", "updated_at", "created_at")
 
 patients = Resource(
     name="patients",
     schema=PatientSchema,
-    actions=CRUD,
+    actions=ACTIONS,           # CRUD and live changes (its table has the change trigger, 0004)
     filter_fields=FIELDS,
     ordering_fields=FIELDS,
 )

@@ -93,10 +93,14 @@ class Cursor:
             return str(self.high)
         return f"{self.low}/{self.high}/{self.after}"
 
-    def lost_by_pruning(self, pruned_xid: int) -> bool:
+    def lost_by_pruning(self, pruned_xid: int, pruned_id: int) -> bool:
         """Whether pruning may have deleted a change this cursor has not delivered.
 
-        Everything pruned belongs to transactions up to `pruned_xid`; if that is below `low`'s
-        xmin, `low` saw all of them. Otherwise some may be unseen (conservatively: expired).
+        Pruning deleted changes of transactions up to `pruned_xid`, with ids up to `pruned_id`.
+        If `low` saw every such transaction (all below its xmin), or `high` did and the cursor
+        is past `pruned_id`, nothing it lacks is gone. Otherwise it may be (conservatively
+        expired: a write transaction left running across the retention limit can cause this).
         """
-        return pruned_xid >= self.low.xmin
+        if pruned_xid < self.low.xmin:
+            return False
+        return not (pruned_xid < self.high.xmin and pruned_id <= self.after)

@@ -148,6 +148,9 @@ class Listener:
             self.busy = self.busy or bool(rows)
             for row in rows:
                 self._registry.publish(change_of(row), Cursor(low, high, row["id"]))
+                # Let the sockets' writers take what was just queued before the next change:
+                # a bulk change then never piles up in a queue whose client reads fine.
+                await asyncio.sleep(0)
             if rows:
                 after = rows[-1]["id"]
                 self._unfinished = (high, after)
@@ -184,7 +187,7 @@ class Listener:
     async def lost(self, cursor: Cursor) -> bool:
         """Whether pruning deleted changes the cursor has not delivered (it has expired)."""
         row = await self._db.fetch_one("changes.pruned")
-        return cursor.lost_by_pruning(int(row["xid"]))
+        return cursor.lost_by_pruning(int(row["xid"]), row["id"])
 
     async def replay(self, resource: str, since: Cursor, target: Snapshot) -> AsyncIterator[tuple[Change, Cursor]]:
         """The resource's changes after `since` up to `target`, in the order of passes: first the

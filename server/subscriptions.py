@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from server.live import Listener
 
 Row = dict[str, Any]
+HELD_FACTOR = 16   # pushes held during one request, in outbound queue limits, before giving up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,7 +250,8 @@ class LiveClient:
             self.outbox.put(frame)
             return
         self._held.append(frame)
-        if len(self._held) > self.limit:
+        # Held frames count as waiting: too many for a client that does not read, or far too many.
+        if len(self._held) > self.limit and (self.outbox.stalled or len(self._held) > HELD_FACTOR * self.limit):
             self.outbox.overflow()
 
     async def release(self) -> None:

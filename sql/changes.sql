@@ -27,12 +27,12 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: pruned
-SELECT xid::text AS xid FROM changes_pruned;
+SELECT xid::text AS xid, id FROM changes_pruned;
 
 -- name: prune
 -- Deletes the oldest changes: those older than the age limit and those beyond the newest
--- %(retain_rows)s ids, but never one the local listener has not passed (%(mark)s), and records
--- the newest transaction deleted. Cheap when there is nothing to do, safe to run concurrently.
+-- %(retain_rows)s ids -- but only ones the local listener has handed out (seen by its mark) --
+-- and records how far it went. Cheap when there is nothing to do; safe to run concurrently.
 WITH bound AS (
     SELECT greatest(
         coalesce((SELECT id FROM changes
@@ -43,12 +43,13 @@ WITH bound AS (
 ), deleted AS (
     DELETE FROM changes
     WHERE id < (SELECT below FROM bound)
-      AND xid < pg_snapshot_xmin(%(mark)s::pg_snapshot)
-    RETURNING xid
+      AND pg_visible_in_snapshot(xid, %(mark)s::pg_snapshot)
+    RETURNING xid, id
 ), newest AS (
-    SELECT max(xid) AS xid, count(*) AS count FROM deleted
+    SELECT max(xid) AS xid, max(id) AS id, count(*) AS count FROM deleted
 ), recorded AS (
-    UPDATE changes_pruned SET xid = greatest(changes_pruned.xid, newest.xid)
+    UPDATE changes_pruned
+    SET xid = greatest(changes_pruned.xid, newest.xid), id = greatest(changes_pruned.id, newest.id)
     FROM newest WHERE newest.xid IS NOT NULL
 )
 SELECT count FROM newest;

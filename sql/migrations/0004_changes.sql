@@ -26,11 +26,12 @@ CREATE TABLE changes (
 CREATE INDEX changes_xid_idx ON changes (xid);
 CREATE INDEX changes_object_idx ON changes (resource, object_id, id);
 
--- The newest transaction whose changes pruning deleted (never decreases): a cursor that has not
--- seen it has lost history, and resuming from it is answered 410.
+-- How far pruning has gone (never decreases): the newest writer transaction and the highest id
+-- it deleted. A cursor that may not have seen all of that has lost history: 410 (server/cursors.py).
 CREATE TABLE changes_pruned (
     singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    xid        xid8 NOT NULL DEFAULT '0'
+    xid        xid8 NOT NULL DEFAULT '0',
+    id         bigint NOT NULL DEFAULT 0
 );
 INSERT INTO changes_pruned DEFAULT VALUES;
 

@@ -208,11 +208,12 @@ class Listener:
                     break
                 after = rows[-1]["id"]
 
-    async def prune(self) -> int:
-        """Delete changes past the retention limits; returns how many."""
+    async def prune(self, **limits: float) -> int:
+        """Delete changes past the retention limits (or `retain_seconds`/`retain_rows` given
+        here); returns how many."""
         if self.mark is None:
             return 0
-        row = await self._db.fetch_one("changes.prune", {**self._retention, "mark": str(self.mark)})
+        row = await self._db.fetch_one("changes.prune", {**self._retention, **limits, "mark": str(self.mark)})
         return int(row["count"])
 
     async def prune_every(self, seconds: float) -> None:

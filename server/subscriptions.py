@@ -142,22 +142,23 @@ class Registry:
     def __init__(self, resources: Mapping[str, Resource]) -> None:
         self._resources = resources
         self._schemas: dict[str, Schema] = {}
-        self._instances: dict[tuple[str, int], set[Subscription]] = collections.defaultdict(set)
-        self._streams: dict[str, set[Subscription]] = collections.defaultdict(set)
+        # Dicts as ordered sets: pushes of one change go out in the order of subscribing.
+        self._instances: dict[tuple[str, int], dict[Subscription, None]] = collections.defaultdict(dict)
+        self._streams: dict[str, dict[Subscription, None]] = collections.defaultdict(dict)
 
     def add(self, sub: Subscription) -> None:
-        self._watchers(sub).add(sub)
+        self._watchers(sub)[sub] = None
 
     def remove(self, sub: Subscription) -> None:
         watchers = self._watchers(sub)
-        watchers.discard(sub)
+        watchers.pop(sub, None)
         if not watchers:  # keep the maps as small as what is watched
             if sub.pk is None:
                 del self._streams[sub.resource.name]
             else:
                 del self._instances[(sub.resource.name, sub.pk)]
 
-    def _watchers(self, sub: Subscription) -> set[Subscription]:
+    def _watchers(self, sub: Subscription) -> dict[Subscription, None]:
         if sub.pk is None:
             return self._streams[sub.resource.name]
         return self._instances[(sub.resource.name, sub.pk)]

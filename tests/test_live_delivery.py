@@ -144,10 +144,9 @@ async def test_pruning_by_age(ws: Socket, client) -> None:
     await create(ws)
     await pushes(ws, 1)
     listener = client.app[LISTENER]
-    listener._retention = {"retain_seconds": 3600.0, "retain_rows": 1000}
-    assert await listener.prune() == 0
+    assert await listener.prune(retain_seconds=3600.0, retain_rows=1000) == 0
     sql(client.app_database_url, "UPDATE changes SET recorded_at = recorded_at - interval '2 hours'")
-    assert await listener.prune() == 1
+    assert await listener.prune(retain_seconds=3600.0, retain_rows=1000) == 1
     assert await ws.request("subscribe", request_id="late", since=start) == error(
         ["Cursor expired, list again."], "subscribe", 410, request_id="late")
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from schemas.fields import format_datetime
 from server.db import Database
 from server.resources.base import Resource
-from server.subscriptions import snapshot_row
+from server.pushes import snapshot_row
 
 
 def _who(row: Mapping[str, Any]) -> str:

@@ -1,112 +1,35 @@
-"""Who is subscribed to what, and the frames one change becomes for its subscribers.
+"""Who is subscribed to what in this process, and each socket's subscriptions.
 
-A change is serialized once (its object JSON, its cursor), whoever receives it; each frame is
-then assembled around the subscriber's request_id. Every push passes the same permission check
-as a `retrieve` request. Frames go to the socket's outbox without waiting (server/outbox.py).
-
-Filter semantics of `subscribe`: the filters are evaluated on the row before and after the
-change (server/listing.py, the same rules as `list`), as DCRF's group transitions do:
-matched after -> `update` (or `create` if it did not match before: created, or entered the
-filter); matched only before -> `delete` with {"pk": id} (deleted, or left the filter);
-neither -> nothing.
+The listener (server/live.py) publishes each change to the registry, which offers it to the
+subscriptions watching that object or that stream; each turns it into its frame
+(server/pushes.py) after the same permission check as a `retrieve` request, and hands it to
+its socket without waiting (server/outbox.py).
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime as dt
 import functools
 import json
+import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
 from marshmallow import Schema
 
-from schemas.fields import DateTime
 from server.cursors import INVALID_CURSOR, Cursor, Snapshot
 from server.errors import ApiError, BadRequest
-from server.listing import FilterTerm, filters_match
+from server.listing import FilterTerm
 from server.outbox import Outbox
-from server.protocol import encode, encode_push, envelope
+from server.protocol import encode, envelope
+from server.pushes import Change, Push
 from server.resources.base import Resource, permitted
 from server.users import User
 
 if TYPE_CHECKING:
     from server.live import Listener
 
-Row = dict[str, Any]
+log = logging.getLogger(__name__)
 HELD_FACTOR = 16   # pushes held during one request, in outbound queue limits, before giving up
-
-
-@dataclasses.dataclass(frozen=True)
-class Change:
-    """One row of the change log."""
-
-    id: int
-    resource: str
-    object_id: int
-    op: str                       # create | update | delete
-    data: Row                     # the row after the change (for a delete, before it), as JSON
-    old: Row | None               # for an update: the previous value of each changed column
-
-
-def snapshot_row(schema: Schema, data: Mapping[str, Any]) -> Row:
-    """A row as the database would return it, from its JSON snapshot (datetimes parsed)."""
-    row = {}
-    for name, field in schema.fields.items():
-        value = data.get(name)
-        if isinstance(field, DateTime) and isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        row[name] = value
-    return row
-
-
-class Push:
-    """One change as subscribers see it; each part is computed at most once."""
-
-    def __init__(self, resource: Resource, schema: Schema, change: Change, cursor: Cursor) -> None:
-        self.resource, self.schema, self.change, self.cursor = resource, schema, change, cursor
-
-    @functools.cached_property
-    def after(self) -> Row | None:
-        return None if self.change.op == "delete" else snapshot_row(self.schema, self.change.data)
-
-    @functools.cached_property
-    def before(self) -> Row | None:
-        if self.change.op == "create":
-            return None
-        return snapshot_row(self.schema, {**self.change.data, **(self.change.old or {})})
-
-    @functools.cached_property
-    def stream_json(self) -> str:
-        return json.dumps(self.resource.name)
-
-    @functools.cached_property
-    def object_json(self) -> str:
-        return json.dumps(self.schema.dump(self.after))
-
-    @functools.cached_property
-    def pk_json(self) -> str:
-        return json.dumps({"pk": self.change.object_id})
-
-    @functools.cached_property
-    def cursor_text(self) -> str:
-        return str(self.cursor)
-
-    def instance_frame(self, request_id_json: str) -> str | None:
-        """DCRF's subscribe_instance pushes: update and delete, no cursor."""
-        if self.change.op == "update":
-            return encode_push(self.stream_json, self.object_json, "update", 200, request_id_json)
-        if self.change.op == "delete":
-            return encode_push(self.stream_json, self.pk_json, "delete", 204, request_id_json)
-        return None
-
-    def stream_frame(self, terms: tuple[FilterTerm, ...], request_id_json: str) -> str | None:
-        if filters_match(terms, self.after):
-            action = "update" if filters_match(terms, self.before) else "create"
-            return encode_push(self.stream_json, self.object_json, action, 200, request_id_json, self.cursor_text)
-        if filters_match(terms, self.before):
-            return encode_push(self.stream_json, self.pk_json, "delete", 204, request_id_json, self.cursor_text)
-        return None
 
 
 @dataclasses.dataclass(eq=False)
@@ -178,6 +101,9 @@ class Registry:
         for sub in watchers:
             sub.offer(push)
 
+    def __bool__(self) -> bool:
+        return bool(self._instances or self._streams)
+
     def counts(self) -> tuple[int, int]:
         """(instance subscriptions, stream subscriptions) of this process."""
         return sum(map(len, self._instances.values())), sum(map(len, self._streams.values()))
@@ -188,7 +114,7 @@ def request_key(request_id: Any) -> str:
 
 
 class LiveClient:
-    """One socket's subscriptions: what the subscribe actions call (server/resources/live.py)."""
+    """One socket's subscriptions: what the subscribe actions call (server/resources/subscribe.py)."""
 
     def __init__(self, listener: Listener, registry: Registry, user: User, outbox: Outbox, limit: int) -> None:
         self.listener, self.registry, self.user, self.outbox, self.limit = listener, registry, user, outbox, limit
@@ -279,9 +205,16 @@ class LiveClient:
                 if frame is not None:
                     await self.outbox.put_paced(frame)
         except ApiError as exc:  # pruned meanwhile (410), or the database went away (503)
-            self.cancel(sub)
-            reply = envelope(exc.status, errors=exc.errors, action="subscribe", request_id=sub.request_id)
-            self.outbox.put(encode(sub.resource.name, reply))
+            self._fail(sub, exc.status, exc.errors)
+        except Exception:
+            log.exception("replay failed: stream %s", sub.resource.name)
+            self._fail(sub, 500, ["Internal server error"])
+
+    def _fail(self, sub: Subscription, status: int, errors: list[Any]) -> None:
+        """The subscription could not start after all: drop it and say so, as a late reply."""
+        self.cancel(sub)
+        reply = envelope(status, errors=errors, action="subscribe", request_id=sub.request_id)
+        self.outbox.put(encode(sub.resource.name, reply))
 
     def close(self) -> None:
         for sub in [*self._instances.values(), *self._streams.values()]:

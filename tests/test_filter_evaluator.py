@@ -6,7 +6,7 @@ import pytest
 from schemas.patients import PatientSchema
 from server.listing import filters_match, parse_filters
 from server.resources.patients import FIELDS
-from server.subscriptions import snapshot_row
+from server.pushes import snapshot_row
 from tests.conftest import Socket, create
 from tests.live import sql
 

@@ -56,6 +56,12 @@ class ListenerHealth:
         return None if self.caught_up_at is None else now - self.caught_up_at
 
 
+def between(low: Snapshot, high: Snapshot, after: int, resource: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The query (and its parameters) for a page of the changes `high` sees and `low` did not."""
+    params = {"low": str(low), "high": str(high), "resource": resource, "after": after, "limit": PAGE}
+    return ("changes.between_after" if after else "changes.between"), params
+
+
 def change_of(row: Mapping[str, Any]) -> Change:
     return Change(row["id"], row["resource"], row["object_id"], row["op"], row["data"], row["old"])
 
@@ -145,8 +151,7 @@ class Listener:
         # With no subscription in this process nothing needs reading (none can start mid-pass).
         while self._registry:
             async with asyncio.timeout(self._timeout):
-                rows = await channel.fetch_all("changes.between", {
-                    "low": str(low), "high": str(high), "resource": None, "after": after, "limit": PAGE})
+                rows = await channel.fetch_all(*between(low, high, after))
             self.busy = self.busy or bool(rows)
             for row in rows:
                 self._registry.publish(change_of(row), Cursor(low, high, row["id"]))
@@ -200,8 +205,7 @@ class Listener:
             legs.append((since.high, target, 0))
         for low, high, after in legs:
             while True:
-                rows = await self._db.fetch_all("changes.between", {
-                    "low": str(low), "high": str(high), "resource": resource, "after": after, "limit": PAGE})
+                rows = await self._db.fetch_all(*between(low, high, after, resource))
                 if await self.lost(since):
                     raise Gone()
                 for row in rows:

@@ -14,15 +14,27 @@ SELECT pg_current_snapshot()::text AS snapshot;
 
 -- name: between
 -- The changes a reader at snapshot %(low)s had not seen and one at %(high)s has: the writer
--- committed in between. Only transactions running at %(low)s or started after it qualify, which
--- the xid index finds. Paged by id; %(resource)s NULL means every resource.
+-- committed in between. %(resource)s NULL means every resource. The first page of a pass:
+-- such a writer is not older than %(low)s's xmin, which the xid index finds (one range
+-- condition, so the planner sees how few rows that is).
 SELECT id, xid::text AS xid, resource, object_id, op, data, old
 FROM changes
-WHERE (xid >= pg_snapshot_xmax(%(low)s::pg_snapshot)
-       OR xid = ANY (ARRAY(SELECT pg_snapshot_xip(%(low)s::pg_snapshot))))
+WHERE xid >= pg_snapshot_xmin(%(low)s::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(xid, %(low)s::pg_snapshot)
   AND pg_visible_in_snapshot(xid, %(high)s::pg_snapshot)
   AND (%(resource)s::text IS NULL OR resource = %(resource)s)
-  AND id > %(after)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: between_after
+-- The same, for the next page after id %(after)s: walks the primary key from there, which stays
+-- cheap through a pass of many rows (a bulk UPDATE), where re-sorting them all per page would not.
+SELECT id, xid::text AS xid, resource, object_id, op, data, old
+FROM changes
+WHERE id > %(after)s
+  AND NOT pg_visible_in_snapshot(xid, %(low)s::pg_snapshot)
+  AND pg_visible_in_snapshot(xid, %(high)s::pg_snapshot)
+  AND (%(resource)s::text IS NULL OR resource = %(resource)s)
 ORDER BY id
 LIMIT %(limit)s;
 

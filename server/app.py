@@ -1,8 +1,7 @@
-"""The application factory: state on AppKeys, the pool in cleanup_ctx, routes."""
+"""The application factory: state on AppKeys, the pool and the change listener in cleanup_ctx, routes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from typing import AsyncIterator
@@ -52,9 +51,7 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.wait(tasks)
 
 
 async def close_websockets(app: web.Application) -> None:

@@ -229,5 +229,8 @@ class Listener:
                 pruned = await self.prune()
             except Unavailable:
                 continue
+            except Exception:
+                log.exception("pruning the change log failed")
+                continue
             if pruned:
                 log.info("pruned %d changes", pruned)

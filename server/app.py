@@ -1,6 +1,7 @@
-"""The application factory: state on AppKeys, the pool in cleanup_ctx, routes."""
+"""The application factory: state on AppKeys, the pool and the change listener in cleanup_ctx, routes."""
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 import aiohttp_session
@@ -11,7 +12,8 @@ from server.config import Config
 from server.dashboard import add_dashboard_routes
 from server.db import open_database
 from server.health import setup_operations
-from server.keys import CONFIG, DATABASE_URL, DB, OPENAPI, RESOURCES, SEALER, WEBSOCKETS
+from server.keys import CONFIG, DATABASE_URL, DB, LISTENER, OPENAPI, RESOURCES, SEALER, SUBSCRIPTIONS, WEBSOCKETS
+from server.live import Listener
 from server.openapi import build_openapi, openapi_view
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
 from server.resources.base import Resource
@@ -21,6 +23,7 @@ from server.secret import Sealer, load_secret
 from server.sessions import session_storage
 from server.sockets import credential_watch_ctx
 from server.sql import load_queries
+from server.subscriptions import Registry
 from server.ws import websocket_handler
 
 
@@ -42,6 +45,26 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DB].close()
 
 
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The change listener and the periodic pruning of the change log, for this process."""
+    config = app[CONFIG]
+    app[SUBSCRIPTIONS] = Registry(app[RESOURCES])
+    app[LISTENER] = listener = Listener(
+        app[DB], app[SUBSCRIPTIONS], poll_seconds=config.changes_poll_seconds,
+        timeout=config.db_timeout_seconds, retain_seconds=config.changes_retain_seconds,
+        retain_rows=config.changes_retain_rows)
+    tasks = [asyncio.create_task(listener.run()),
+             asyncio.create_task(listener.prune_every(config.changes_prune_seconds))]
+    try:  # serve once caught up, so /readyz (and READY=1) hold from the first request
+        await asyncio.wait_for(listener.position(), config.db_timeout_seconds)
+    except asyncio.TimeoutError:
+        pass  # /readyz says "not ready" until the listener catches up
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
+
+
 async def close_websockets(app: web.Application) -> None:
     for ws in list(app[WEBSOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
@@ -60,6 +83,7 @@ def create_app(config: Config, database_url: str,
     app[SEALER] = Sealer(secret)
     app[OPENAPI] = build_openapi(resources)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(credential_watch_ctx)  # after the pool: stopped before it closes
     setup_operations(app)  # /healthz, /readyz, /metrics (server/health.py)
     app.on_shutdown.append(close_websockets)

@@ -1,4 +1,4 @@
-"""The dashboard-server command: migrate, accounts (createuser, token, passwd, deactivate, users), import-django, serve."""
+"""The dashboard-server command: migrate, accounts (createuser, token, passwd, deactivate, users), import-django, serve, history."""
 from __future__ import annotations
 
 import argparse
@@ -156,6 +156,20 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
             raise CommandError("a worker exited unexpectedly (see the log above); stopped")
 
 
+def cmd_history(config: Config, args: argparse.Namespace) -> None:
+    from server.history import object_history
+    from server.resources import RESOURCES
+
+    resource = next((declared for declared in RESOURCES if declared.name == args.resource), None)
+    if resource is None:
+        known = ", ".join(declared.name for declared in RESOURCES)
+        raise CommandError(f"unknown resource {args.resource!r}; known: {known}")
+    if not (args.pk.isascii() and args.pk.isdigit() and 0 < int(args.pk) < 2**63):
+        raise CommandError(f"not an id: {args.pk!r}")
+    for line in with_database(config, lambda db: object_history(db, resource, int(args.pk))):
+        print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dashboard-server", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML configuration file")
@@ -189,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="processes sharing the port (default: one per CPU)")
     serve.add_argument("--log-format", choices=("plain", "json"), help="log lines as text or JSON objects")
     serve.set_defaults(run=cmd_serve)
+    history = commands.add_parser("history", help="print an object's recorded changes: when, who, what")
+    history.add_argument("resource", help="a stream name, e.g. patients")
+    history.add_argument("pk", help="the object's id")
+    history.set_defaults(run=cmd_history)
     return parser
 
 

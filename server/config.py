@@ -41,6 +41,11 @@ class Config:
     # Who may read /metrics (comma-separated networks). Through a proxy on this host, the address
     # checked is the one the proxy appended to X-Forwarded-For, so nginx does not open it to everyone.
     metrics_allow: str = "127.0.0.1/32,::1/128"
+    outbound_queue: int = 1024            # frames waiting for a slow client; a full queue closes it (1008)
+    changes_retain_seconds: float = 7 * 24 * 3600.0   # change history kept for `since` and `history`
+    changes_retain_rows: int = 1_000_000  # ... and at most this many changes
+    changes_prune_seconds: float = 60.0   # how often each process prunes the change log
+    changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:

@@ -97,6 +97,19 @@ class Session:
         await self._run(name, params, fragments)
         return self._cursor.rowcount
 
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+        """A write that records who made it: the trigger on the table reads dashboard.user_id.
+
+        The setting and the write go in one simple-protocol Query, which PostgreSQL runs as one
+        implicit transaction (or inside the open one): no extra round trip, and the setting is
+        gone when the transaction ends. fetchone() reads the write's RETURNING row.
+        """
+        text = f"{self._queries['changes.acting_user']}\n{self._queries[name]}"
+        user = "" if acting_user is None else str(acting_user)
+        await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
+        row = await self._cursor.fetchone()
+        return None if row is None else dict(zip(self._column_names(), row))
+
     async def execute_script(self, text: str) -> None:
         """Run SQL text with no parameters (a migration file)."""
         await self._cursor.execute(text)
@@ -111,14 +124,43 @@ class Session:
         return [column.name for column in self._cursor.description]
 
 
+def _mapped(exc: BaseException) -> BaseException:
+    """The server's error for a driver error (the driver error itself when unexpected)."""
+    mapped = translate(exc)
+    if mapped is None:
+        return exc
+    if isinstance(mapped, Unavailable):
+        log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+    return mapped
+
+
+class Listening(Session):
+    """A session on a connection that LISTENs: also waits for notifications."""
+
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+        super().__init__(cursor, queries)
+        self._connection = connection
+
+    async def notified(self) -> None:
+        """Wait for the next notification, then take every queued one (they only say "look")."""
+        try:
+            await self._connection.notifies.get()
+            while not self._connection.notifies.empty():
+                await self._connection.notifies.get()
+        except (psycopg2.Error, ConnectionError) as exc:
+            log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+            raise Unavailable() from exc
+
+
 class Database:
     """A pool of connections and the loaded queries; sessions translate driver errors."""
 
-    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float) -> None:
+    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "") -> None:
         self._pool = pool
         self.queries = queries
         self._timeout = timeout
         self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
+        self._url = url
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
@@ -137,14 +179,37 @@ class Database:
         except (psycopg2.Error, asyncio.TimeoutError, ConnectionError) as exc:
             if not isinstance(exc, psycopg2.Error):
                 connection.close()  # it may be mid-query; never hand it out again
-            mapped = translate(exc)
-            if mapped is None:
+            mapped = _mapped(exc)
+            if mapped is exc:
                 raise
-            if isinstance(mapped, Unavailable):
-                log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
             raise mapped from exc
         finally:
             await self._pool.release(connection)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, listen_query: str, application_name: str) -> AsyncIterator[Listening]:
+        """A dedicated connection (never pooled: LISTEN belongs to a session) that has run
+        `listen_query`; queries and notifications on it. Driver errors become Unavailable."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                connection = await aiopg.connect(self._url, timeout=self._timeout, options="-c TimeZone=UTC",
+                                                 application_name=application_name)
+        except UNAVAILABLE + (psycopg2.Error,) as exc:
+            log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+            raise Unavailable() from exc
+        try:
+            # No cursor context: closing the connection closes it, and a cursor close that fails
+            # on a dead connection must not replace the error (or a cancellation) in flight.
+            listening = Listening(connection, await connection.cursor(), self.queries)
+            await listening.execute(listen_query)
+            yield listening
+        except (psycopg2.Error, asyncio.TimeoutError, ConnectionError) as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            connection.close()
 
     async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
         async with self.session() as session:
@@ -157,6 +222,10 @@ class Database:
     async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
         async with self.session() as session:
             return await session.execute(name, params, **fragments)
+
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+        async with self.session() as session:
+            return await session.write(name, params, acting_user)
 
     def pool_stats(self) -> tuple[int, int, int]:
         """(in use, idle, waiting) connections of the pool, for the metrics."""
@@ -179,4 +248,4 @@ async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 
     except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"database unreachable: {reason}") from None
-    return Database(pool, queries, timeout)
+    return Database(pool, queries, timeout, url)

@@ -61,3 +61,12 @@ class Unavailable(ApiError):
 def invalid(field: str, *messages: str) -> BadRequest:
     """A 400 in DRF's shape: one object mapping the field to its messages."""
     return BadRequest([{field: list(messages)}])
+
+
+class Gone(ApiError):
+    """A cursor older than the retained change history."""
+
+    status = 410
+
+    def __init__(self) -> None:
+        super().__init__(["Cursor expired, list again."])

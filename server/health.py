@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from server.config import Config
-from server.keys import CONFIG, DB, METRICS, READINESS_PROBES, ReadinessProbe
+from server.keys import CONFIG, DB, LISTENER, METRICS, READINESS_PROBES, ReadinessProbe
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,16 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 def sample_pool(app: web.Application) -> None:
     if DB in app:
         app[METRICS].set_pool(*app[DB].pool_stats())
+    if LISTENER in app:
+        lag = app[LISTENER].health.lag(asyncio.get_running_loop().time())
+        app[METRICS].set_listener_lag(0.0 if lag is None else lag)
+
+
+async def listener_ready(app: web.Application) -> bool:
+    """The change listener holds its connection and has caught up with the log lately."""
+    config, health = app[CONFIG], app[LISTENER].health
+    lag = health.lag(asyncio.get_running_loop().time())
+    return health.connected and lag is not None and lag <= 3 * config.changes_poll_seconds + config.db_timeout_seconds
 
 
 async def pool_sampler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -117,8 +127,8 @@ async def count_rejected_handshakes(request: web.Request, handler: web.Handler) 
 def setup_operations(app: web.Application) -> None:
     """Install metrics, readiness probes and the three endpoints; call after the database's cleanup_ctx."""
     app[METRICS] = Metrics()
-    probes: list[ReadinessProbe] = [database_answers]
-    app[READINESS_PROBES] = probes  # the change listener appends its own probe (issue 4)
+    probes: list[ReadinessProbe] = [database_answers, listener_ready]
+    app[READINESS_PROBES] = probes
     allowed_networks(app[CONFIG])   # a malformed allow-list fails at start, not at the first scrape
     app.cleanup_ctx.append(pool_sampler_ctx)
     app.middlewares.append(count_rejected_handshakes)

@@ -8,9 +8,11 @@ from aiohttp import web
 from server.auth import Principal
 from server.config import Config
 from server.db import Database
+from server.live import Listener
 from server.metrics import Metrics
 from server.resources.base import Resource
 from server.secret import Sealer
+from server.subscriptions import Registry
 
 CONFIG = web.AppKey("config", Config)
 DATABASE_URL = web.AppKey("database_url", str)
@@ -25,3 +27,7 @@ OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarati
 ReadinessProbe = Callable[[web.Application], Awaitable[bool]]
 METRICS = web.AppKey("metrics", Metrics)
 READINESS_PROBES = web.AppKey("readiness_probes", list[ReadinessProbe])
+
+# Live changes (server/live.py, server/subscriptions.py).
+LISTENER = web.AppKey("listener", Listener)           # its .health: connected, lag (for /readyz)
+SUBSCRIPTIONS = web.AppKey("subscriptions", Registry)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any, Callable, Mapping
 
 from marshmallow import Schema, ValidationError, fields
@@ -10,6 +11,10 @@ from schemas.fields import MAX_BIGINT, Choice, DateTime, Float, Text, load_choic
 from server.errors import BadRequest
 
 COMPARISONS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+# Where Python's lower() is not the single-character mapping PostgreSQL applies.
+SIMPLE_LOWER = {"\u0130": "i"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,31 +80,34 @@ def operators(field: fields.Field) -> tuple[str, ...]:
     return (*COMPARISONS, "isnull", *(("icontains",) if isinstance(field, Text) else ()))
 
 
-def _icontains_clause(lookup: str, value: Any, field: fields.Field, param: str) -> tuple[str, Any]:
-    field_name = lookup.partition("__")[0]
-    if not isinstance(field, Text):
-        raise _Problems(f'"icontains" works on text fields only, not on "{field_name}".')
-    try:
-        value = _text(value)
-    except ValidationError as exc:
-        raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f'"{field_name}" ILIKE %({param})s', f"%{escaped}%"
+@dataclasses.dataclass(frozen=True)
+class FilterTerm:
+    """One validated `field__op: value` of a filters object; rendered as SQL or evaluated."""
+
+    field: str
+    op: str          # "" (equals), gt, gte, lt, lte, isnull, icontains
+    value: Any       # converted; None with op "" means IS NULL; a bool for isnull
+    text: bool       # a text field: range comparisons go by code point in SQL and in Python
 
 
-def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.Field],
-                   allowed: tuple[str, ...], param: str) -> tuple[str, Any]:
+def _filter_term(lookup: str, value: Any, schema_fields: Mapping[str, fields.Field],
+                 allowed: tuple[str, ...]) -> FilterTerm:
     field_name, separator, op = lookup.partition("__")
     if field_name not in allowed:
         raise _Problems(f'Cannot filter on "{field_name}"; use one of: {", ".join(allowed)}.')
     field = schema_fields[field_name]
-    column = f'"{field_name}"'
+    is_text = isinstance(field, Text)
     if op == "isnull":
         if not isinstance(value, bool):
             raise _Problems(f'"{lookup}" takes true or false.')
-        return f"{column} IS {'' if value else 'NOT '}NULL", None
+        return FilterTerm(field_name, op, value, is_text)
     if op == "icontains":
-        return _icontains_clause(lookup, value, field, param)
+        if not is_text:
+            raise _Problems(f'"icontains" works on text fields only, not on "{field_name}".')
+        try:
+            return FilterTerm(field_name, op, _text(value), is_text)
+        except ValidationError as exc:
+            raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
     if op not in COMPARISONS or (separator and not op):  # "first_name__" names no operator
         raise _Problems(f'Unknown filter operator "{op}" in "{lookup}"; '
                         "use none, gt, gte, lt, lte, isnull or icontains.")
@@ -107,33 +115,83 @@ def _filter_clause(lookup: str, value: Any, schema_fields: Mapping[str, fields.F
         allowed_lookups = ", ".join(f"{field_name}__{name}" if name else field_name for name in operators(field))
         raise _Problems(f'"{op}" does not work on "{field_name}"; use: {allowed_lookups}.')
     if value is None and op == "":
-        return f"{column} IS NULL", None
+        return FilterTerm(field_name, op, None, is_text)
     try:
         converted = value_parser(field)(value)
     except ValidationError as exc:
         raise _Problems(f'Invalid value for "{lookup}": {_message_of(exc)}') from None
     except _Problems as exc:
         raise _Problems(f'Invalid value for "{lookup}": {exc}') from None
-    return f"{column} {COMPARISONS[op]} %({param})s", converted
+    return FilterTerm(field_name, op, converted, is_text)
+
+
+def _term_sql(term: FilterTerm, param: str) -> tuple[str, Any]:
+    """The term's WHERE clause and its parameter value (None: no parameter)."""
+    column = f'"{term.field}"'
+    if term.op == "isnull":
+        return f"{column} IS {'' if term.value else 'NOT '}NULL", None
+    if term.op == "icontains":
+        escaped = term.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{column} ILIKE %({param})s", f"%{escaped}%"
+    if term.value is None:
+        return f"{column} IS NULL", None
+    if term.text and term.op:  # code point order, whatever the database's collation: as in Python
+        column = f'{column} COLLATE "C"'
+    return f"{column} {COMPARISONS[term.op]} %({param})s", term.value
+
+
+def parse_filters(raw: Any, schema_fields: Mapping[str, fields.Field],
+                  allowed: tuple[str, ...]) -> tuple[list[FilterTerm], list[str]]:
+    """The terms of a filters object, and a message for each bad one."""
+    if raw is None:
+        return [], []
+    if not isinstance(raw, dict):
+        return [], [f"Expected an object of field lookups, but got {type(raw).__name__}."]
+    terms, problems = [], []
+    for lookup, value in raw.items():
+        try:
+            terms.append(_filter_term(lookup, value, schema_fields, allowed))
+        except _Problems as exc:
+            problems.append(str(exc))
+    return terms, problems
 
 
 def _filters(raw: Any, schema_fields: Mapping[str, fields.Field], allowed: tuple[str, ...],
              params: dict[str, Any]) -> tuple[str, list[str]]:
-    if raw is None:
-        return "TRUE", []
-    if not isinstance(raw, dict):
-        return "TRUE", [f"Expected an object of field lookups, but got {type(raw).__name__}."]
-    clauses, problems = [], []
-    for index, (lookup, value) in enumerate(raw.items()):
-        try:
-            clause, converted = _filter_clause(lookup, value, schema_fields, allowed, f"f{index}")
-        except _Problems as exc:
-            problems.append(str(exc))
-            continue
+    terms, problems = parse_filters(raw, schema_fields, allowed)
+    clauses = []
+    for index, term in enumerate(terms):
+        clause, converted = _term_sql(term, f"f{index}")
         clauses.append(clause)
         if converted is not None:
             params[f"f{index}"] = converted
     return " AND ".join(clauses) or "TRUE", problems
+
+
+def _lower(text: str) -> str:
+    """PostgreSQL's lower() under a UTF-8 locale: one character at a time (no final sigma)."""
+    if text.isascii():
+        return text.lower()
+    return "".join(SIMPLE_LOWER.get(char) or char.lower() for char in text)
+
+
+def term_matches(term: FilterTerm, row: Mapping[str, Any]) -> bool:
+    """The term evaluated on a row the way the database evaluates its SQL (NULL is never equal)."""
+    value = row.get(term.field)
+    if term.op == "isnull":
+        return (value is None) == term.value
+    if term.value is None:
+        return value is None
+    if value is None:
+        return False
+    if term.op == "icontains":
+        return _lower(term.value) in _lower(value)
+    return COMPARE[term.op](value, term.value)
+
+
+def filters_match(terms: list[FilterTerm], row: Mapping[str, Any] | None) -> bool:
+    """Whether a row (None: no row) passes every term; the evaluator of `subscribe` filters."""
+    return row is not None and all(term_matches(term, row) for term in terms)
 
 
 def _ordering(raw: Any, allowed: tuple[str, ...]) -> tuple[str, list[str]]:

@@ -46,3 +46,13 @@ def envelope(status: int, data: Any = None, errors: list[Any] | None = None,
 def encode(stream: str | None, payload: dict[str, Any]) -> str:
     """The outgoing frame, byte for byte as the old stack's json.dumps wrote it."""
     return json.dumps({"stream": stream, "payload": payload})
+
+
+def encode_push(stream_json: str, data_json: str, action: str, status: int, request_id_json: str,
+                cursor: str | None = None) -> str:
+    """A push frame from parts already in JSON, so that a change going to many sockets is
+    serialized once; byte for byte what encode() writes for the same envelope (+ `cursor`)."""
+    tail = "" if cursor is None else f", \"cursor\": {json.dumps(cursor)}"
+    return (f'{{"stream": {stream_json}, "payload": {{"errors": [], "data": {data_json}, '
+            f'"action": {json.dumps(action)}, "response_status": {status}, '
+            f'"request_id": {request_id_json}{tail}}}}}')

@@ -42,14 +42,24 @@ async def serve(spec: ServeSpec, report: Report) -> None:
     await runner.setup()  # opens the database pool (cleanup_ctx); raises DatabaseUnavailable
     try:
         await web.TCPSite(runner, spec.host, spec.port, reuse_port=spec.reuse_port or None).start()
-        if not await is_ready(app):
-            raise DatabaseUnavailable("the database does not answer")
+        if not await became_ready(app, spec.config.db_timeout_seconds * 2):
+            raise DatabaseUnavailable("the database does not answer (or the change listener cannot catch up)")
         report("READY=1")
         async with watchdog_pings(spec.watchdog, report):
             await stop.wait()
         report("STOPPING=1")
     finally:
         await runner.cleanup()  # stops accepting, closes sockets with 1001, then the pool
+
+
+async def became_ready(app: web.Application, within: float) -> bool:
+    """Wait until every readiness probe passes (the change listener's first pass takes a moment)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await is_ready(app):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -11,10 +11,12 @@ from aiohttp import WSMsgType, web
 
 from server.auth import authenticate
 from server.errors import ApiError, Forbidden, MethodNotAllowed
-from server.keys import CONFIG, DB, RESOURCES, WEBSOCKETS
+from server.keys import CONFIG, DB, LISTENER, METRICS, RESOURCES, SUBSCRIPTIONS, WEBSOCKETS
 from server.observe import connection_closed, connection_opened, frame_received, frame_sent, request_answered
+from server.outbox import Outbox
 from server.protocol import FrameError, encode, envelope, parse_frame
-from server.resources.base import Call, Resource
+from server.resources.base import Call, Resource, permitted
+from server.subscriptions import LiveClient
 from server.users import User
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ async def run_action(call: Call, payload: Mapping[str, Any]) -> dict[str, Any]:
         if "action" not in payload:
             raise MethodNotAllowed(["Unable to find action in message body."])
         name = _action_name(action)
-        if not call.resource.allows(call.user, name):
+        if not permitted(call.resource, call.user, name):
             raise Forbidden()
         handler = call.resource.actions.get(name) if isinstance(action, str) else None
         if handler is None:
@@ -46,16 +48,18 @@ async def run_action(call: Call, payload: Mapping[str, Any]) -> dict[str, Any]:
     return envelope(status, data=data, action=action, request_id=request_id)
 
 
-async def handle_frame(app: web.Application, user: User, message: Any, connection: int = 0) -> str:
+async def handle_frame(app: web.Application, user: User, message: Any, connection: int = 0,
+                       live: LiveClient | None = None) -> str:
     """One inbound WebSocket message in, one outbound frame (text) back; counted, timed, failures logged."""
     started = time.perf_counter()
     frame_received(app)
-    stream, reply = await reply_to(app, user, message)
+    stream, reply = await reply_to(app, user, message, live)
     request_answered(app, connection, stream, reply, time.perf_counter() - started)
     return encode(stream, reply)
 
 
-async def reply_to(app: web.Application, user: User, message: Any) -> tuple[str | None, dict[str, Any]]:
+async def reply_to(app: web.Application, user: User, message: Any,
+                   live: LiveClient | None) -> tuple[str | None, dict[str, Any]]:
     """The (stream, envelope) answering one inbound message, whatever went wrong."""
     try:
         if message.type != WSMsgType.TEXT:
@@ -67,12 +71,14 @@ async def reply_to(app: web.Application, user: User, message: Any) -> tuple[str 
     if resource is None:
         return stream, envelope(404, errors=[f'Unknown stream "{stream}".'],
                                 action=payload.get("action"), request_id=payload.get("request_id"))
-    call = Call(app[DB], user, resource, app[CONFIG].max_page_size)
+    call = Call(app[DB], user, resource, app[CONFIG].max_page_size, live)
     return stream, await run_action(call, payload)
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """Upgrade an authenticated request, then answer its frames in order until it closes."""
+    """Upgrade an authenticated request, then answer its frames in order until it closes.
+
+    Replies and pushes leave through the socket's outbox (one writer task, bounded queue)."""
     app = request.app
     config = app[CONFIG]
     principal = await authenticate(request, app[DB], query_token=True, origins=config.allowed_origins)
@@ -86,12 +92,19 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     connection = next(connection_ids)
     connection_opened(app, connection, user.username, request.remote)
     app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
+    outbox = Outbox(ws, request, config.outbound_queue, on_sent=lambda: frame_sent(app),
+                    on_overflow=lambda: app[METRICS].count_throttled("queue"))
+    live = LiveClient(app[LISTENER], app[SUBSCRIPTIONS], user, outbox, config.outbound_queue)
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await ws.send_str(await handle_frame(app, user, message, connection))
-                frame_sent(app)
+                live.hold()  # pushes wait for this reply
+                await outbox.put_paced(await handle_frame(app, user, message, connection, live))
+                await live.release()
     finally:
+        # Bookkeeping first: a handler cancelled while closing (the peer vanished) stops at the await.
+        live.close()
         app[WEBSOCKETS].pop(ws, None)
         connection_closed(app, connection, ws.close_code)
+        await outbox.close()
     return ws

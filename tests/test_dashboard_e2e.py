@@ -131,8 +131,7 @@ def new_page(browser: Any) -> Iterator[Any]:
 
 # "Live" once the server has live changes (subscribe); before that the page says it is connected
 # without them, and lists again on every reconnect.
-CONNECTED = re.compile(r"Live|Connected \(no live updates\)")
-NEEDS_LIVE = pytest.mark.xfail(strict=False, reason="needs live changes (subscribe, issue 4), not yet merged into main")
+CONNECTED = re.compile(r"^Live$")
 
 
 def sign_in(page: Any, server: Server) -> None:
@@ -177,7 +176,6 @@ def test_sign_in_shows_the_ward_with_its_latest_vitals(server: Server, token: st
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
-@NEEDS_LIVE
 def test_admitted_in_one_browser_appears_in_another_and_leaves_on_discharge(server: Server, new_page: Any,
                                                                             shots: Path) -> None:
     first, second = new_page(), new_page()

@@ -9,7 +9,8 @@
 #   <<< JSON                   the next frame the server sends, written exactly as it writes it
 #   <<< [close CODE]           the server closes the socket with CODE (and an empty reason)
 #   <<< [close CODE: REASON]   ... with that reason
-#   !!! EVENT                  something happens on the server side (see EVENTS)
+#   !!! EVENT                  something happens on the server side (see EVENTS), or
+#   !!! psql: SQL              ... SQL runs on the block's database, as psql would run it
 #   # ...                      a comment
 # ```wscat    a wscat session: "$ wscat -c URL [-H HEADER]...", then "> TEXT" sends, "< JSON" expects.
 # ```http     raw HTTP/1.1 exchanges: a request (up to its blank line) and the response: the status
@@ -19,7 +20,9 @@
 # "<key>" anywhere stands for the user's valid token. Reply frames are compared as text, so key
 # order, number types and escapes all count; the only values the document may invent are the
 # server-set timestamps under "created_at" and "updated_at": each documented value stands for one
-# real value, the same one wherever it appears, and documented values are ordered as real ones.
+# real value, the same one wherever it appears, and documented values are ordered as real ones;
+# and the cursors under "cursor" (one to one as well, unordered). A sent frame may quote a cursor
+# the server sent earlier in the block (as "since"): the real one is sent.
 # After a jsonl or wscat block that leaves its socket open, one more frame proves that the server
 # had nothing else to say and that the socket is still up.
 from __future__ import annotations
@@ -39,7 +42,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.config import PROJECT_DIR, Config
-from server.keys import DB, SEALER
+from server.keys import DB, LISTENER, SEALER
 from server.users import create_user, issue_token
 from tests.pg import admin, database_name
 
@@ -247,7 +250,7 @@ def parse_block(block: Block) -> list[Step]:
     else:
         steps = _frame_steps(block, ">>> ", "<<< ", start=0)
     for step in steps:
-        if isinstance(step, Event) and step.name not in EVENTS:
+        if isinstance(step, Event) and step.name not in EVENTS and not step.name.startswith(PSQL):
             raise DocError(f"{DOC.name}:{block.first_line}: unknown event {step.name!r}; known: {', '.join(EVENTS)}")
     if not steps:
         raise DocError(f"{DOC.name}:{block.first_line}: an empty {block.kind} block")
@@ -272,10 +275,27 @@ def _check_sends_are_answered(block: Block, steps: list[Step]) -> None:
 
 
 class Stamps:
-    """Documented timestamps stand for real ones: one to one, and in the same order."""
+    """Documented timestamps stand for real ones: one to one, and in the same order; so do cursors."""
 
     def __init__(self) -> None:
         self.real_of: dict[str, str] = {}
+        self.cursors: dict[str, str] = {}
+
+    def bind_cursor(self, documented: str, real: str, where: str) -> str:
+        if documented in self.cursors:
+            assert self.cursors[documented] == real, (
+                f"{where}: cursor {documented} stood for {self.cursors[documented]} before, now {real}")
+            return documented
+        earlier = [other for other, other_real in self.cursors.items() if other_real == real]
+        assert not earlier, f"{where}: the server sent cursor {real} again, documented as {earlier[0]} before"
+        self.cursors[documented] = real
+        return documented
+
+    def real_frame(self, text: str) -> str:
+        """A frame to send, with each documented cursor replaced by the real one."""
+        for documented, real in self.cursors.items():
+            text = text.replace(json.dumps(documented), json.dumps(real))
+        return text
 
     def bind(self, documented: str, real: str, where: str) -> str:
         if documented in self.real_of:
@@ -299,6 +319,8 @@ class Stamps:
                 expected = documented.get(key)
                 if key in STAMP_KEYS and _is_stamp(expected) and _is_stamp(value):
                     translated[key] = self.bind(expected, value, where)
+                elif key == "cursor" and isinstance(expected, str) and isinstance(value, str):
+                    translated[key] = self.bind_cursor(expected, value, where)
                 else:
                     translated[key] = self.translate(expected, value, where)
             return translated
@@ -355,6 +377,13 @@ async def _nothing(stage: Stage) -> None:
     pass  # takes effect when the block's user is made (see stage)
 
 
+async def _history_pruned(stage: Stage) -> None:
+    # Every change the server has seen is past retention (as if a week had gone by).
+    listener = stage.client.app[LISTENER]
+    await listener.position()
+    await listener.prune(retain_seconds=0, retain_rows=0)
+
+
 EVENTS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "database down": _database_down,
     "database up": _database_up,
@@ -362,7 +391,17 @@ EVENTS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "account disabled": _account_disabled,
     "server shutdown": _server_shutdown,
     "viewer": _nothing,
+    "history pruned": _history_pruned,
 }
+PSQL = "psql: "
+
+
+def event(name: str) -> Callable[[Stage], Awaitable[None]]:
+    if name.startswith(PSQL):
+        async def psql(stage: Stage) -> None:
+            admin(stage.database_url, name.removeprefix(PSQL))
+        return psql
+    return EVENTS[name]
 
 
 async def expect_frame(ws: Any, step: Expect | ExpectClose, stamps: Stamps) -> None:
@@ -385,9 +424,10 @@ async def replay_frames(stage: Stage, steps: list[Step]) -> None:
     async with stage.client.ws_connect(path, headers=headers) as ws:
         for step in steps:
             if isinstance(step, Event):
-                await EVENTS[step.name](stage)
+                await event(step.name)(stage)
             elif isinstance(step, Send):
-                await (ws.send_bytes(step.text.encode()) if step.binary else ws.send_str(step.text))
+                text = stamps.real_frame(step.text)
+                await (ws.send_bytes(text.encode()) if step.binary else ws.send_str(text))
             elif isinstance(step, (Expect, ExpectClose)):
                 await expect_frame(ws, step, stamps)
                 closed = closed or isinstance(step, ExpectClose)
@@ -447,7 +487,7 @@ async def test_example(block: Block, stage: Stage) -> None:
     try:
         if block.kind == "http":
             for step in steps:
-                await (EVENTS[step.name](stage) if isinstance(step, Event) else http_exchange(stage, step))
+                await (event(step.name)(stage) if isinstance(step, Event) else http_exchange(stage, step))
         else:
             await replay_frames(stage, steps)
     finally:

@@ -23,9 +23,9 @@ async def test_action_missing(ws: Socket) -> None:
 
 async def test_unknown_action(ws: Socket) -> None:
     assert await ws.request("explode", request_id=9) == error(['Method "explode" not allowed.'], "explode", 405, 9)
-    # Not yet an action of this stream (live changes come later): the same 405.
-    assert await ws.request("subscribe_instance", pk=1) == error(
-        ['Method "subscribe_instance" not allowed.'], "subscribe_instance", 405)
+    # Action names are exact: a near miss of a real action is just as unknown.
+    assert await ws.request("subscribe_instances", pk=1) == error(
+        ['Method "subscribe_instances" not allowed.'], "subscribe_instances", 405)
 
 
 @pytest.mark.parametrize(("action", "shown"), [(5, "5"), (None, "null"), (["list"], '["list"]'), ({"a": 1}, '{"a": 1}')])

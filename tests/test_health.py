@@ -1,6 +1,8 @@
 """/healthz, /readyz and /metrics: unauthenticated, terse, and /metrics readable by Prometheus's own parser."""
 from __future__ import annotations
 
+import asyncio
+
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,6 +58,12 @@ async def test_metrics_move_with_traffic(client: TestClient, ws: Socket, token: 
     assert value(after, "dashboard_db_pool_connections", state="waiting") == 0
     assert ("dashboard_change_listener_lag_seconds", ()) in after
     await ws.ws.close()
+    # The server counts the socket closed when its handler has finished (after its writer task):
+    # a moment after the client saw the close, so look until it shows (bounded).
+    for _ in range(100):
+        if value(await scrape(client), "dashboard_websockets_open") == 0:
+            break
+        await asyncio.sleep(0.05)
     assert value(await scrape(client), "dashboard_websockets_open") == 0
 
 
@@ -95,6 +103,12 @@ async def test_readyz_follows_the_database(aiohttp_client: Any) -> None:
         assert (response.status, await response.text()) == (503, "not ready\n")
         assert (await client.get("/healthz")).status == 200  # alive all the same
         embedded = start_embedded(base / "var")
+        # Ready again once the database answers and the change listener has reconnected and caught
+        # up (it backs off up to 5 s between attempts): look until it says so, bounded.
+        for _ in range(200):
+            if (await client.get("/readyz")).status == 200:
+                break
+            await asyncio.sleep(0.05)
         assert (await client.get("/readyz")).status == 200
         await client.close()
     finally:

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ADA, ANY_ID, STAMP, Socket, create, error, ok
+from tests.live import push
 from tests.test_rest import call
 
 HEART_RATE = {"kind": "heart_rate", "value": 72.0, "unit": "bpm", "measured_at": "2026-11-28T08:00:00Z"}
@@ -168,3 +169,17 @@ async def test_the_rest_mirror(client, token: str, token_for: Any) -> None:
     assert await call(client, "DELETE", f"/api/vitals/{created['id']}/", viewer) == (
         403, {"detail": "You do not have permission to perform this action."})
     assert await call(client, "DELETE", f"/api/vitals/{created['id']}/", token) == (204, None)
+
+
+async def test_subscriptions_come_with_the_machinery(ws: Socket, ada: int) -> None:
+    """A second resource gets live changes from its trigger line alone; pushes dump like replies."""
+    subscribed = await ws.request("subscribe", request_id="v", stream="vitals", filters={"kind": "spo2"})
+    assert subscribed["response_status"] == 201
+    created = await ws.request("create", stream="vitals", data={
+        "patient": ada, "kind": "spo2", "value": 97, "unit": "%", "measured_at": "2026-11-28T08:00:00Z"})
+    assert created["response_status"] == 201 and created["data"]["value"] == 97.0
+    await ws.request("create", stream="vitals", data={
+        "patient": ada, "kind": "heart_rate", "value": 72, "unit": "bpm", "measured_at": "2026-11-28T08:00:00Z"})
+    pushed = await ws.receive()  # only the spo2 vital passes the filter
+    assert pushed == {"stream": "vitals", "payload": push(created["data"], "create", 200, "v")}
+    assert '"value": 97.0' in ws.last_text  # a float on the wire, as in the reply

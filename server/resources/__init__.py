@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from server.resources.base import CRUD, QUERIES_FOR, Resource
+from server.resources.base import QUERIES_FOR, Resource
+from server.resources.subscribe import ACTIONS
 from server.resources.patients import patients
 from server.resources.vitals import vitals
 
@@ -19,7 +20,7 @@ def check_queries(resources: tuple[Resource, ...], queries: Mapping[str, str]) -
         resource.query(name)
         for resource in resources
         for action in resource.actions
-        if resource.actions[action] is CRUD.get(action)
+        if resource.actions[action] is ACTIONS.get(action)
         for name in QUERIES_FOR[action]
         if resource.query(name) not in queries
     )

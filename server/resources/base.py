@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from marshmallow import Schema, ValidationError
 
@@ -11,6 +11,9 @@ from server.db import Database
 from server.errors import BadRequest, NotFound, ReferenceViolation
 from server.listing import MAX_BIGINT, parse_list_options
 from server.users import User
+
+if TYPE_CHECKING:
+    from server.subscriptions import LiveClient
 
 Reply = tuple[int, Any]                      # (response_status, data)
 
@@ -34,6 +37,7 @@ class Call:
     user: User
     resource: Resource
     max_page_size: int
+    live: LiveClient | None = None    # the socket's subscriptions; None where there are none (HTTP)
 
 
 Handler = Callable[[Call, Mapping[str, Any]], Awaitable[Reply]]
@@ -62,6 +66,11 @@ class Resource:
     @property
     def writable_fields(self) -> list[str]:
         return [name for name, field in self.schema().fields.items() if not field.dump_only]
+
+
+def permitted(resource: Resource, user: User, action: str | None) -> bool:
+    """The one permission check: requests on both transports, subscriptions and every push."""
+    return resource.allows(user, action)
 
 
 def lookup_pk(payload: Mapping[str, Any]) -> int:
@@ -98,7 +107,7 @@ async def write_row(call: Call, query: str, params: Mapping[str, Any],
                     data: Mapping[str, Any]) -> dict[str, Any] | None:
     """Run a create or update query; a foreign key it breaks is reported on its field, as DRF does."""
     try:
-        return await call.db.fetch_one(call.resource.query(query), params)
+        return await call.db.write(call.resource.query(query), params, call.user.id)
     except ReferenceViolation as exc:
         for name, field in call.resource.schema().fields.items():
             # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).
@@ -165,7 +174,7 @@ async def patch_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 
 
 async def delete_object(call: Call, payload: Mapping[str, Any]) -> Reply:
-    if await call.db.fetch_one(call.resource.query("delete"), {"pk": lookup_pk(payload)}) is None:
+    if await call.db.write(call.resource.query("delete"), {"pk": lookup_pk(payload)}, call.user.id) is None:
         raise NotFound()
     return 204, None
 
@@ -183,4 +192,5 @@ CRUD: Mapping[str, Handler] = {
 QUERIES_FOR = {
     "list": ("list", "count"), "retrieve": ("retrieve",), "create": ("create",),
     "update": ("update", "retrieve"), "patch": ("update", "retrieve"), "delete": ("delete",),
+    "subscribe_instance": ("retrieve",), "unsubscribe_instance": (), "subscribe": (), "unsubscribe": (),
 }

@@ -5,7 +5,8 @@
          "action": "retrieve", "response_status": 200, "request_id": 7}}
 """
 from schemas.patients import PatientSchema
-from server.resources.base import CRUD, CRUD_PERMISSIONS, Resource
+from server.resources.base import CRUD_PERMISSIONS, Resource
+from server.resources.subscribe import ACTIONS
 
 FIELDS = ("id", "first_name", "last_name", "admission_date", "dismissal_date", "updated_at", "created_at")
 
@@ -13,8 +14,8 @@ patients = Resource(
     name="patients",
     verbose_name="Patient",
     schema=PatientSchema,
-    actions=CRUD,
-    permissions=CRUD_PERMISSIONS,  # viewers list and retrieve; editors also write
+    actions=ACTIONS,               # CRUD and live changes (its table has the change trigger, 0004)
+    permissions=CRUD_PERMISSIONS,  # viewers read and subscribe; editors also write
     filter_fields=FIELDS,
     ordering_fields=FIELDS,
 )

@@ -5,14 +5,15 @@
          "action": "list", "response_status": 200, "request_id": 1}}
 """
 from schemas.vitals import VitalSchema
-from server.resources.base import CRUD, CRUD_PERMISSIONS, Resource
+from server.resources.base import CRUD_PERMISSIONS, Resource
+from server.resources.subscribe import ACTIONS
 
 vitals = Resource(
     name="vitals",
     verbose_name="Vital",
     schema=VitalSchema,
-    actions=CRUD,
-    permissions=CRUD_PERMISSIONS,  # viewers list and retrieve; editors also write
+    actions=ACTIONS,               # CRUD and live changes (its table has the change trigger)
+    permissions=CRUD_PERMISSIONS,  # viewers read and subscribe; editors also write
     filter_fields=("id", "patient", "kind", "measured_at"),
     ordering_fields=("id", "measured_at"),
 )

@@ -17,7 +17,6 @@ CREATE TABLE vitals (
 -- deleting a patient does to cascade.
 CREATE INDEX vitals_patient_measured_at_idx ON vitals (patient, measured_at);
 
--- TODO(merge with issue 4): add this table's change-capture trigger here, one line naming
--- the generic trigger function that 0004_changes.sql defines:
---   CREATE TRIGGER vitals_changes AFTER INSERT OR UPDATE OR DELETE ON vitals
---       FOR EACH ROW EXECUTE FUNCTION <generic change-capture function>();
+-- Live changes: every write to this table lands in the change log (0004_changes.sql).
+CREATE TRIGGER vitals_changes AFTER INSERT OR UPDATE OR DELETE ON vitals
+    FOR EACH ROW EXECUTE FUNCTION record_change('vitals');

@@ -1,0 +1,73 @@
+-- The change log (sql/migrations/0004_changes.sql): acting user, listener, replay, pruning, history.
+-- Snapshots travel as pg_snapshot text ("xmin:xmax:xip,..."); see server/cursors.py.
+
+-- name: acting_user
+-- Sent in the same Query as a write (server/db.py): one implicit transaction, so the trigger
+-- sees the user and the setting ends with the write.
+SELECT set_config('dashboard.user_id', %(dashboard_acting_user)s, true);
+
+-- name: listen
+LISTEN dashboard_changes;
+
+-- name: snapshot
+SELECT pg_current_snapshot()::text AS snapshot;
+
+-- name: between
+-- The changes a reader at snapshot %(low)s had not seen and one at %(high)s has: the writer
+-- committed in between. %(resource)s NULL means every resource. The first page of a pass:
+-- such a writer is not older than %(low)s's xmin, which the xid index finds (one range
+-- condition, so the planner sees how few rows that is).
+SELECT id, xid::text AS xid, resource, object_id, op, data, old
+FROM changes
+WHERE xid >= pg_snapshot_xmin(%(low)s::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(xid, %(low)s::pg_snapshot)
+  AND pg_visible_in_snapshot(xid, %(high)s::pg_snapshot)
+  AND (%(resource)s::text IS NULL OR resource = %(resource)s)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: between_after
+-- The same, for the next page after id %(after)s: walks the primary key from there, which stays
+-- cheap through a pass of many rows (a bulk UPDATE), where re-sorting them all per page would not.
+SELECT id, xid::text AS xid, resource, object_id, op, data, old
+FROM changes
+WHERE id > %(after)s
+  AND NOT pg_visible_in_snapshot(xid, %(low)s::pg_snapshot)
+  AND pg_visible_in_snapshot(xid, %(high)s::pg_snapshot)
+  AND (%(resource)s::text IS NULL OR resource = %(resource)s)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: pruned
+SELECT xid::text AS xid, id FROM changes_pruned;
+
+-- name: prune
+-- Deletes the oldest changes: those older than the age limit and those beyond the newest
+-- %(retain_rows)s ids -- but only ones the local listener has handed out (seen by its mark) --
+-- and records how far it went. Cheap when there is nothing to do; safe to run concurrently.
+WITH bound AS (
+    SELECT greatest(
+        coalesce((SELECT id FROM changes
+                  WHERE recorded_at >= now() - make_interval(secs => %(retain_seconds)s)
+                  ORDER BY id LIMIT 1),
+                 (SELECT max(id) + 1 FROM changes)),
+        (SELECT max(id) FROM changes) - %(retain_rows)s + 1) AS below
+), deleted AS (
+    DELETE FROM changes
+    WHERE id < (SELECT below FROM bound)
+      AND pg_visible_in_snapshot(xid, %(mark)s::pg_snapshot)
+    RETURNING xid, id
+), newest AS (
+    SELECT max(xid) AS xid, max(id) AS id, count(*) AS count FROM deleted
+), recorded AS (
+    UPDATE changes_pruned
+    SET xid = greatest(changes_pruned.xid, newest.xid), id = greatest(changes_pruned.id, newest.id)
+    FROM newest WHERE newest.xid IS NOT NULL
+)
+SELECT count FROM newest;
+
+-- name: history
+SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, u.username
+FROM changes c LEFT JOIN users u ON u.id = c.user_id
+WHERE c.resource = %(resource)s AND c.object_id = %(pk)s
+ORDER BY c.id;

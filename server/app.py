@@ -5,12 +5,15 @@ import logging
 from typing import AsyncIterator
 
 import aiohttp_session
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.config import Config
 from server.db import open_database
-from server.keys import CONFIG, DATABASE_URL, DB, OPENAPI, RESOURCES, SEALER, WEBSOCKETS
+from server.drain import close_websockets
+from server.keys import (CONFIG, DATABASE_URL, DB, OPENAPI, REPLYING, RESOURCES, SEALER, SOCKET_COUNTER,
+                         WEBSOCKETS)
+from server.limits import SocketCounter
 from server.openapi import build_openapi, openapi_view
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
 from server.resources.base import Resource
@@ -41,11 +44,6 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DB].close()
 
 
-async def close_websockets(app: web.Application) -> None:
-    for ws in list(app[WEBSOCKETS]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
-
-
 def create_app(config: Config, database_url: str,
                resources: tuple[Resource, ...] = DECLARED_RESOURCES) -> web.Application:
     secret = load_secret(config)
@@ -56,6 +54,8 @@ def create_app(config: Config, database_url: str,
     app[DATABASE_URL] = database_url
     app[RESOURCES] = {resource.name: resource for resource in resources}
     app[WEBSOCKETS] = {}
+    app[REPLYING] = {}
+    app[SOCKET_COUNTER] = SocketCounter(config.max_sockets, config.max_sockets_per_user)
     app[SEALER] = Sealer(secret)
     app[OPENAPI] = build_openapi(resources)
     app.cleanup_ctx.append(database_ctx)

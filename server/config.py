@@ -35,6 +35,15 @@ class Config:
     login_failures_per_address: int = 20  # per client address (a ward behind one NAT shares it)
     login_throttle_seconds: int = 60
     credential_check_seconds: float = 30.0  # how often open sockets' credentials are re-checked
+    # Limits (server/limits.py). Socket caps count per server process (per worker with --workers).
+    max_sockets: int = 10000              # open sockets in total; over: 503 before the upgrade
+    max_sockets_per_user: int = 200       # open sockets of one user; over: 429 before the upgrade
+    requests_per_second: float = 5000.0   # per socket, a token bucket refilled at this rate...
+    request_burst: int = 10000            # ...holding this many; an empty bucket answers 429
+    throttle_close_after: int = 1000      # consecutive throttled requests, then close 1008
+    handshake_timeout_seconds: float = 30.0  # a connection must send its request (handshake) in this time
+    certfile: Path | None = None          # PEM certificate chain: serve https:// and wss:// directly
+    keyfile: Path | None = None           # its private key
 
 
 def _boolean(raw: Any) -> bool:

@@ -1,6 +1,7 @@
 """Every piece of application state, as typed AppKeys."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -8,6 +9,7 @@ from aiohttp import web
 from server.auth import Principal
 from server.config import Config
 from server.db import Database
+from server.limits import SocketCounter
 from server.resources.base import Resource
 from server.secret import Sealer
 
@@ -19,3 +21,6 @@ RESOURCES = web.AppKey("resources", dict[str, Resource])
 WEBSOCKETS = web.AppKey("websockets", dict[web.WebSocketResponse, Principal])
 SEALER = web.AppKey("sealer", Sealer)
 OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarations
+# server/limits.py and server/drain.py: open sockets per user; each socket's lock held while it replies.
+SOCKET_COUNTER = web.AppKey("socket_counter", SocketCounter)
+REPLYING = web.AppKey("replying", dict[web.WebSocketResponse, asyncio.Lock])

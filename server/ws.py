@@ -1,6 +1,7 @@
 """The /ws/ endpoint: authenticate before the upgrade, then route each frame to its resource."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -10,7 +11,8 @@ from aiohttp import WSMsgType, web
 
 from server.auth import authenticate
 from server.errors import ApiError, Forbidden, MethodNotAllowed
-from server.keys import CONFIG, DB, RESOURCES, WEBSOCKETS
+from server.keys import CONFIG, DB, REPLYING, RESOURCES, SOCKET_COUNTER, WEBSOCKETS
+from server.limits import CLOSE_POLICY, FrameThrottle
 from server.protocol import FrameError, encode, envelope, parse_frame
 from server.resources.base import Call, Resource
 from server.users import User
@@ -71,15 +73,26 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise web.HTTPUpgradeRequired(text='{"detail":"Use a WebSocket client."}',
                                       content_type="application/json", headers={"Upgrade": "websocket"})
-    await ws.prepare(request)
-    connection = next(connection_ids)
-    log.info("ws %d open: user %s from %s", connection, user.username, request.remote)
-    app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
+    release = app[SOCKET_COUNTER].claim(user.id)  # server/limits.py: 503 / 429, before the upgrade
+    connection, throttle, replying = next(connection_ids), FrameThrottle(config), asyncio.Lock()
     try:
+        await ws.prepare(request)
+        log.info("ws %d open: user %s from %s", connection, user.username, request.remote)
+        app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
+        app[REPLYING][ws] = replying  # server/drain.py: shutdown waits for the reply in flight
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await ws.send_str(await handle_frame(app, user, message))
+                async with replying:
+                    if ws.closed:
+                        break
+                    refusal = throttle.check(message)  # server/limits.py: before the frame is dispatched
+                    if refusal and refusal.close:
+                        await ws.close(code=CLOSE_POLICY, message=b"Request rate limit exceeded")
+                        break
+                    await ws.send_str(refusal.reply if refusal else await handle_frame(app, user, message))
     finally:
+        release()
+        app[REPLYING].pop(ws, None)
         app[WEBSOCKETS].pop(ws, None)
         log.info("ws %d closed: code %s", connection, ws.close_code)
     return ws

@@ -151,3 +151,17 @@ async def test_an_idle_dashboard_that_answers_pings_stays(aiohttp_client, config
             await idle.pong(reply.data)
             reply = await idle.receive(timeout=10)
         assert reply.json() == {"stream": "patients", "payload": ok([], "list")}
+
+
+async def test_the_frame_size_limit_is_exact(aiohttp_client, config, database_url, token_for) -> None:
+    client = await limited_client(aiohttp_client, config, database_url, max_frame_bytes=100)
+    token = await token_for(client)
+    async with client.ws_connect(f"/ws/?token={token}") as connection:
+        frame = '{"stream": "patients", "payload": {"action": "list", "request_id": "'
+        at_limit = frame + "x" * (100 - len(frame) - 3) + '"}}'
+        assert len(at_limit) == 100
+        await connection.send_str(at_limit)
+        assert (await connection.receive(timeout=10)).json()["payload"]["response_status"] == 200
+        await connection.send_str(at_limit[:-3] + 'x"}}')  # one byte over
+        closing = await connection.receive(timeout=10)
+        assert closing.type == WSMsgType.CLOSE and connection.close_code == 1009

@@ -14,6 +14,7 @@ from server.drain import close_websockets
 from server.keys import (CONFIG, DATABASE_URL, DB, OPENAPI, REPLYING, RESOURCES, SEALER, SOCKET_COUNTER,
                          WEBSOCKETS)
 from server.limits import SocketCounter
+from server.redact import install_redaction
 from server.openapi import build_openapi, openapi_view
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
 from server.resources.base import Resource
@@ -71,3 +72,4 @@ def create_app(config: Config, database_url: str,
 
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    install_redaction()  # server/redact.py: no token reaches the logs, whoever logs it

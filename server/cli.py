@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import logging
 import sys
@@ -140,6 +141,8 @@ def cmd_import_django(config: Config, args: argparse.Namespace) -> None:
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> None:
     from server.app import AccessLogger, configure_logging, create_app
+    from server.limits import server_options
+    from server.tls import tls_context
 
     configure_logging()
     with database_url(config) as url:
@@ -147,9 +150,15 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
         if pending:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
         host, port = args.host or config.host, args.port or config.port
-        print(f"dashboard-server: serving ws://{host}:{port}/ws/", file=sys.stderr, flush=True)
+        tls = tls_context(config)  # server/tls.py: --certfile/--keyfile serve wss:// and https://
+        print(f"dashboard-server: serving {'wss' if tls else 'ws'}://{host}:{port}/ws/", file=sys.stderr, flush=True)
         web.run_app(create_app(config, url), host=host, port=port, access_log_class=AccessLogger,
-                    shutdown_timeout=10, print=None)
+                    shutdown_timeout=10, print=None, ssl_context=tls, **server_options(config))
+
+
+def tls_arguments(args: argparse.Namespace) -> dict[str, Path]:
+    """--certfile/--keyfile given on the command line win over the configuration."""
+    return {name: getattr(args, name) for name in ("certfile", "keyfile") if getattr(args, name, None)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve /ws/ and /api/")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--certfile", type=Path, help="PEM certificate (chain): serve https:// and wss://")
+    serve.add_argument("--keyfile", type=Path, help="PEM private key of --certfile")
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -191,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
+        config = dataclasses.replace(config, **tls_arguments(args))
         args.run(config, args)
     except (CommandError, UserError, DatabaseUnavailable, SecretError, ValueError, OSError) as exc:
         print(f"dashboard-server: {exc}", file=sys.stderr)

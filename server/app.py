@@ -5,14 +5,17 @@ import asyncio
 from typing import AsyncIterator
 
 import aiohttp_session
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.config import Config
 from server.dashboard import add_dashboard_routes
 from server.db import open_database
+from server.drain import close_websockets
 from server.health import setup_operations
-from server.keys import CONFIG, DATABASE_URL, DB, LISTENER, OPENAPI, RESOURCES, SEALER, SUBSCRIPTIONS, WEBSOCKETS
+from server.keys import (CONFIG, DATABASE_URL, DB, LISTENER, OPENAPI, REPLYING, RESOURCES, SEALER,
+                         SOCKET_COUNTER, SUBSCRIPTIONS, WEBSOCKETS)
+from server.limits import SocketCounter
 from server.live import Listener
 from server.openapi import build_openapi, openapi_view
 from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
@@ -65,11 +68,6 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.wait(tasks)
 
 
-async def close_websockets(app: web.Application) -> None:
-    for ws in list(app[WEBSOCKETS]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
-
-
 def create_app(config: Config, database_url: str,
                resources: tuple[Resource, ...] = DECLARED_RESOURCES) -> web.Application:
     secret = load_secret(config)
@@ -80,6 +78,8 @@ def create_app(config: Config, database_url: str,
     app[DATABASE_URL] = database_url
     app[RESOURCES] = {resource.name: resource for resource in resources}
     app[WEBSOCKETS] = {}
+    app[REPLYING] = {}
+    app[SOCKET_COUNTER] = SocketCounter(config.max_sockets, config.max_sockets_per_user)
     app[SEALER] = Sealer(secret)
     app[OPENAPI] = build_openapi(resources)
     app.cleanup_ctx.append(database_ctx)

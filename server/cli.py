@@ -140,6 +140,7 @@ def cmd_import_django(config: Config, args: argparse.Namespace) -> None:
 def cmd_serve(config: Config, args: argparse.Namespace) -> None:
     from server.logs import configure_logging
     from server.serving import ServeSpec
+    from server.tls import tls_context
     from server.workers import cpu_count, serve_processes
 
     flags = {"workers": args.workers, "log_format": args.log_format}
@@ -151,7 +152,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
         load_secret(config)  # a bad or unwritable secret fails here, once, not in every worker
         host, port = args.host or config.host, args.port or config.port
-        print(f"dashboard-server: serving ws://{host}:{port}/ws/", file=sys.stderr, flush=True)
+        tls = tls_context(config)  # server/tls.py: checked here once; each worker builds its own
+        print(f"dashboard-server: serving {'wss' if tls else 'ws'}://{host}:{port}/ws/", file=sys.stderr, flush=True)
         if serve_processes(ServeSpec(config, url, host, port), config.workers or cpu_count(), config.log_format):
             raise CommandError("a worker exited unexpectedly (see the log above); stopped")
 
@@ -168,6 +170,11 @@ def cmd_history(config: Config, args: argparse.Namespace) -> None:
         raise CommandError(f"not an id: {args.pk!r}")
     for line in with_database(config, lambda db: object_history(db, resource, int(args.pk))):
         print(line)
+
+
+def tls_arguments(args: argparse.Namespace) -> dict[str, Path]:
+    """--certfile/--keyfile given on the command line win over the configuration."""
+    return {name: getattr(args, name) for name in ("certfile", "keyfile") if getattr(args, name, None)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="processes sharing the port (default: one per CPU)")
     serve.add_argument("--log-format", choices=("plain", "json"), help="log lines as text or JSON objects")
+    serve.add_argument("--certfile", type=Path, help="PEM certificate (chain): serve https:// and wss://")
+    serve.add_argument("--keyfile", type=Path, help="PEM private key of --certfile")
     serve.set_defaults(run=cmd_serve)
     history = commands.add_parser("history", help="print an object's recorded changes: when, who, what")
     history.add_argument("resource", help="a stream name, e.g. patients")
@@ -215,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
+        config = dataclasses.replace(config, **tls_arguments(args))
         args.run(config, args)
     except (CommandError, UserError, DatabaseUnavailable, SecretError, ValueError, OSError) as exc:
         print(f"dashboard-server: {exc}", file=sys.stderr)

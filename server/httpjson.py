@@ -5,6 +5,7 @@ import json
 from typing import Any, Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 
 def render(data: Any) -> str:
@@ -59,7 +60,11 @@ async def read_body(request: web.Request) -> Any:
         except (ValueError, LookupError) as exc:
             raise detail_error(web.HTTPBadRequest, f"JSON parse error - {exc}") from None
     if media_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (HttpProcessingError, ValueError) as exc:  # a malformed multipart part is the client's fault
+            kind = "Multipart form" if media_type == "multipart/form-data" else "Form"
+            raise detail_error(web.HTTPBadRequest, f"{kind} parse error - {type(exc).__name__}") from None
         # The last value of a repeated key, as Django's QueryDict.get gives; files are ignored.
         return {key: values[-1] for key in form
                 if (values := [value for value in form.getall(key) if isinstance(value, str)])}

@@ -1,6 +1,7 @@
 """Every piece of application state, as typed AppKeys."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -8,8 +9,10 @@ from aiohttp import web
 from server.auth import Principal
 from server.config import Config
 from server.db import Database
+from server.limits import SocketCounter
 from server.live import Listener
 from server.metrics import Metrics
+from server.outbox import Outbox
 from server.resources.base import Resource
 from server.secret import Sealer
 from server.subscriptions import Registry
@@ -31,3 +34,8 @@ READINESS_PROBES = web.AppKey("readiness_probes", list[ReadinessProbe])
 # Live changes (server/live.py, server/subscriptions.py).
 LISTENER = web.AppKey("listener", Listener)           # its .health: connected, lag (for /readyz)
 SUBSCRIPTIONS = web.AppKey("subscriptions", Registry)
+
+# server/limits.py and server/drain.py: open sockets per user; each socket's lock (held while it
+# replies) and outbox, so that shutdown sends the reply in flight before closing.
+SOCKET_COUNTER = web.AppKey("socket_counter", SocketCounter)
+REPLYING = web.AppKey("replying", dict[web.WebSocketResponse, tuple[asyncio.Lock, Outbox]])

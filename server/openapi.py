@@ -8,7 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.auth import CredentialsSchema, MeSchema, TokenSchema
-from schemas.fields import Choice, DateTime, Float, Related, Text
+from schemas.fields import MAX_BIGINT, Choice, DateTime, Float, Related, Text
 from server import __version__
 from server.httpjson import json_response
 from server.keys import OPENAPI
@@ -24,12 +24,23 @@ PUBLIC: list[dict[str, list[str]]] = []  # `security: []`: no credentials needed
 def _field_details(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
     """What the plugin cannot know about our own fields: lengths, choices, the resource an id names."""
     if isinstance(field, Text):
-        return {"maxLength": field.max_length}
+        return {"maxLength": field.max_length, **_text_rules(field)}
     if isinstance(field, Choice):
         return {"enum": list(field.choices)}
     if isinstance(field, Related):
         return {"description": f"the id of an object of /api/{field.to}/"}
     return {}
+
+
+NO_NUL = r"^[^\u0000]*$"  # PostgreSQL text cannot hold NUL: the server answers 400
+
+
+def _text_rules(field: Any) -> dict[str, Any]:
+    """No NUL, and (unless blank is allowed) a character that is not trimmed away."""
+    if field.allow_blank:
+        return {"pattern": NO_NUL}
+    some = r"[^\s\u0000]" if field.trim_whitespace else r"[^\u0000]"
+    return {"minLength": 1, "pattern": rf"^[^\u0000]*{some}[^\u0000]*$"}
 
 
 def _filter_schema(field: Any) -> dict[str, Any]:
@@ -40,7 +51,9 @@ def _filter_schema(field: Any) -> dict[str, Any]:
         return {"type": "string", "enum": list(field.choices)}
     if isinstance(field, Float):
         return {"type": "number"}
-    return {"type": "string"} if isinstance(field, Text) else {"type": "integer"}
+    if isinstance(field, Text):
+        return {"type": "string", "pattern": NO_NUL}
+    return {"type": "integer", "minimum": -MAX_BIGINT, "maximum": MAX_BIGINT}  # listing.py's bounds
 
 
 def _new_spec() -> tuple[APISpec, MarshmallowPlugin]:
@@ -70,7 +83,9 @@ def _new_spec() -> tuple[APISpec, MarshmallowPlugin]:
 
 def _responses(*statuses: int, **success: Any) -> dict[str, Any]:
     """Error responses by status, plus the success ones given as status_<code>=<response>."""
-    texts = {400: ("Invalid input", {"$ref": "#/components/schemas/ValidationErrors"}),
+    # A body that cannot even be parsed (bad JSON, a broken form) is DRF's {"detail": ...} 400.
+    invalid = {"oneOf": [{"$ref": "#/components/schemas/ValidationErrors"}, DETAIL]}
+    texts = {400: ("Invalid input", invalid),
              401: ("No or bad credentials", DETAIL), 403: ("Not allowed for this role", DETAIL),
              404: ("No such object", DETAIL), 429: ("Throttled", DETAIL)}
     responses = {str(status): {"description": texts[status][0],
@@ -83,18 +98,25 @@ def _json(description: str, schema: Any) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _ordering_pattern(resource: Resource) -> str:
+    """Exactly what listing.py accepts: the ordering fields, `-` for descending, comma-separated."""
+    term = rf"\s*-?({'|'.join(resource.ordering_fields)})\s*"
+    return rf"^({term}(,{term})*)?$"
+
+
 def _list_parameters(resource: Resource) -> list[dict[str, Any]]:
     schema = resource.schema()
     parameters: list[dict[str, Any]] = [
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1},
          "description": "page size; the answer is then {count, next, previous, results}"},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-        {"name": "ordering", "in": "query", "schema": {"type": "string"},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT}},
+        {"name": "ordering", "in": "query", "schema": {"type": "string", "pattern": _ordering_pattern(resource)},
          "description": f"comma-separated, `-` for descending: {', '.join(resource.ordering_fields)}"}]
     for name in resource.filter_fields:
         field = schema.fields[name]
         for op in operators(field):
-            kind = {"isnull": {"type": "boolean"}, "icontains": {"type": "string"}}.get(op, _filter_schema(field))
+            kind = {"isnull": {"type": "boolean"}, "icontains": {"type": "string", "pattern": NO_NUL}}.get(
+                op, _filter_schema(field))
             parameters.append({"name": f"{name}__{op}" if op else name, "in": "query", "schema": kind})
     return parameters
 

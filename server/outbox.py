@@ -72,6 +72,12 @@ class Outbox:
             await self._room.wait()
         self.put(frame)
 
+    async def drained(self) -> None:
+        """Until every queued frame is written: shutdown sends the reply in flight before 1001."""
+        while (self._frames or self._sending) and not self.closing:
+            self._room.clear()
+            await self._room.wait()
+
     async def close(self) -> None:
         """Stop writing (the socket is done); wait for a policy close in progress."""
         self._writer.cancel()
@@ -91,6 +97,7 @@ class Outbox:
                 self._sending = True
                 await self._ws.send_str(frame)  # returns at once unless the client's buffers are full
                 self._sending = False
+                self._room.set()
                 self._on_sent()
         except ConnectionError:
             pass  # the peer went away; the receive loop ends the connection

@@ -12,6 +12,8 @@ from aiohttp import web
 from server.app import AccessLogger, create_app
 from server.config import Config
 from server.db import DatabaseUnavailable
+from server.limits import server_options
+from server.tls import tls_context
 from server.health import is_ready
 
 SHUTDOWN_TIMEOUT = 10.0  # seconds for open requests after the sockets got 1001; systemd allows 15
@@ -38,10 +40,12 @@ async def serve(spec: ServeSpec, report: Report) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(spec.config, spec.database_url)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                           **server_options(spec.config))  # server/limits.py: the handshake timeout
     await runner.setup()  # opens the database pool (cleanup_ctx); raises DatabaseUnavailable
     try:
-        await web.TCPSite(runner, spec.host, spec.port, reuse_port=spec.reuse_port or None).start()
+        await web.TCPSite(runner, spec.host, spec.port, reuse_port=spec.reuse_port or None,
+                          ssl_context=tls_context(spec.config)).start()
         if not await became_ready(app, spec.config.db_timeout_seconds * 2):
             raise DatabaseUnavailable("the database does not answer (or the change listener cannot catch up)")
         report("READY=1")

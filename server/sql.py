@@ -8,7 +8,10 @@ NAME_LINE = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 def parse_queries(text: str, namespace: str) -> dict[str, str]:
-    """Split one file into {"<namespace>.<name>": sql}; comments stay in the text."""
+    """Split one file into {"<namespace>.<name>": sql}, without its whole-line comments.
+
+    Dropping them matters: a {fragment} or %(param)s named in a comment would be filled in there too,
+    and a value holding a carriage return ends a `--` comment, so the rest of it would run as SQL."""
     parts = NAME_LINE.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2]):
@@ -18,7 +21,7 @@ def parse_queries(text: str, namespace: str) -> dict[str, str]:
             raise ValueError(f"duplicate query {key}")
         if not any(line.strip() and not line.lstrip().startswith("--") for line in body.splitlines()):
             raise ValueError(f"empty query {key}")
-        queries[key] = body
+        queries[key] = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
     return queries
 
 

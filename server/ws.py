@@ -1,6 +1,7 @@
 """The /ws/ endpoint: authenticate before the upgrade, then route each frame to its resource."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -11,7 +12,8 @@ from aiohttp import WSMsgType, web
 
 from server.auth import authenticate
 from server.errors import ApiError, Forbidden, MethodNotAllowed
-from server.keys import CONFIG, DB, LISTENER, METRICS, RESOURCES, SUBSCRIPTIONS, WEBSOCKETS
+from server.keys import CONFIG, DB, LISTENER, METRICS, REPLYING, RESOURCES, SOCKET_COUNTER, SUBSCRIPTIONS, WEBSOCKETS
+from server.limits import CLOSE_POLICY, FrameThrottle
 from server.observe import connection_closed, connection_opened, frame_received, frame_sent, request_answered
 from server.outbox import Outbox
 from server.protocol import FrameError, encode, envelope, parse_frame
@@ -88,22 +90,35 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise web.HTTPUpgradeRequired(text='{"detail":"Use a WebSocket client."}',
                                       content_type="application/json", headers={"Upgrade": "websocket"})
-    await ws.prepare(request)
-    connection = next(connection_ids)
-    connection_opened(app, connection, user.username, request.remote)
-    app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
+    release = app[SOCKET_COUNTER].claim(user.id)  # server/limits.py: 503 / 429, before the upgrade
+    connection, throttle, replying = next(connection_ids), FrameThrottle(config), asyncio.Lock()
     outbox = Outbox(ws, request, config.outbound_queue, on_sent=lambda: frame_sent(app),
                     on_overflow=lambda: app[METRICS].count_throttled("queue"))
     live = LiveClient(app[LISTENER], app[SUBSCRIPTIONS], user, outbox, config.outbound_queue)
+    connection_opened(app, connection, user.username, request.remote)
     try:
+        await ws.prepare(request)
+        app[WEBSOCKETS][ws] = principal  # server/sockets.py re-checks the credential while it is open
+        app[REPLYING][ws] = (replying, outbox)  # server/drain.py: shutdown sends the reply in flight
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                live.hold()  # pushes wait for this reply
-                await outbox.put_paced(await handle_frame(app, user, message, connection, live))
-                await live.release()
+                async with replying:
+                    if ws.closed:
+                        break
+                    refusal = throttle.check(message)  # server/limits.py: before the frame is dispatched
+                    if refusal and refusal.close:
+                        app[METRICS].count_throttled("rate")
+                        await ws.close(code=CLOSE_POLICY, message=b"Request rate limit exceeded")
+                        break
+                    live.hold()  # pushes wait for this reply
+                    reply = refusal.reply if refusal else await handle_frame(app, user, message, connection, live)
+                    await outbox.put_paced(reply)
+                    await live.release()
     finally:
         # Bookkeeping first: a handler cancelled while closing (the peer vanished) stops at the await.
+        release()
         live.close()
+        app[REPLYING].pop(ws, None)
         app[WEBSOCKETS].pop(ws, None)
         connection_closed(app, connection, ws.close_code)
         await outbox.close()

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -13,6 +15,15 @@ from server.config import Config
 from server.keys import DATABASE_URL, DB, SEALER
 from server.users import create_user, issue_token
 from tests.pg import cloned_database, server_url, template_database
+
+# Generated-input tests (tests/README.md): a bounded run by default, a long campaign on request.
+# The fixtures (server, socket, database) are shared by a test's examples on purpose.
+_SHARED_FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=300, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=_SHARED_FIXTURES)
+settings.register_profile("campaign", max_examples=20_000, deadline=None, suppress_health_check=_SHARED_FIXTURES)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("campaign" if os.environ.get("DASHBOARD_LONG_CAMPAIGN") == "1" else "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ async def test_the_document_comes_from_the_declarations(client) -> None:
     assert list(patient["properties"]) == ["id", "first_name", "last_name", "admission_date", "dismissal_date",
                                            "updated_at", "created_at"]
     assert patient["required"] == ["admission_date", "first_name", "last_name"]
-    assert patient["properties"]["first_name"] == {"type": "string", "maxLength": 240}
+    assert patient["properties"]["first_name"] == {"type": "string", "maxLength": 240, "minLength": 1,
+                                                   "pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}
     assert patient["properties"]["created_at"] == {"type": "string", "format": "date-time", "readOnly": True}
     assert "required" not in document["components"]["schemas"]["PatchedPatient"]
     listing = document["paths"]["/api/patients/"]["get"]

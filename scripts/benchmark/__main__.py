@@ -1,0 +1,214 @@
+"""scripts/bench: measure dashboard-server (and, with --peer, the old stack) with one client; see --help."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from benchmark import pgtools, procstat, report, scenarios, servers
+from benchmark.load import LoadSpec, Target
+from benchmark.servers import Managed
+from benchmark.session import ensure_rows, probe
+
+SCENARIOS = ("idle", "retrieve", "list", "mixed", "rest", "fanout", "pgbench")
+PEER_CONFIGS = {  # name: (ASGI server, workers, PATIENTS_LIVE, scenarios)
+    "daphne": ("daphne", 1, False, ("idle", "retrieve", "list", "mixed", "rest")),
+    "uvicorn2": ("uvicorn", 2, False, ("retrieve", "list", "mixed", "rest")),
+    "live": ("daphne", 1, True, ("fanout",)),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    p.add_argument("--url", help="measure this server instead of starting ours: ws://HOST:PORT/ws/")
+    p.add_argument("--token", help="token for --url")
+    p.add_argument("--server-pid", type=int, help="pid of the --url server, for its CPU and memory")
+    p.add_argument("--label", default=None, help="name of the --url server in the report")
+    p.add_argument("--kind", choices=("ours", "old"), default="ours", help="which column --url belongs in")
+    p.add_argument("--live-stream", default="patients", help="stream for subscribe_instance on --url")
+    p.add_argument("--database-url", help="run ours on this PostgreSQL instead of an embedded one")
+    p.add_argument("--serve-arg", action="append", default=[], help="extra argument for 'serve' (repeatable)")
+    p.add_argument("--peer", action="store_true", help="also start and measure the old stack (../shared/peer-django)")
+    p.add_argument("--peer-configs", default="daphne,uvicorn2,live", help=f"of: {', '.join(PEER_CONFIGS)}")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"of: {', '.join(SCENARIOS)}")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per load (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each load (default 1)")
+    p.add_argument("--sweep", default="1,4,16,64", help="socket counts for retrieve (default 1,4,16,64)")
+    p.add_argument("--mixed-sockets", type=int, default=16)
+    p.add_argument("--list-sockets", type=int, default=4)
+    p.add_argument("--rest-connections", type=int, default=16)
+    p.add_argument("--idle-sockets", type=int, default=5000)
+    p.add_argument("--peer-idle-sockets", type=int, default=1000)
+    p.add_argument("--subscribers", default="200,1000", help="subscriber counts for fan-out (default 200,1000)")
+    p.add_argument("--fanout-writes", type=int, default=10)
+    p.add_argument("--fanout-interval", type=float, default=0.5)
+    p.add_argument("--rows", type=int, default=1000, help="patients in the table (default 1000)")
+    p.add_argument("--list-limit", type=int, default=50)
+    p.add_argument("--client-procs", type=int, default=1, help="client processes for the loads (default 1)")
+    p.add_argument("--json", type=Path, help="default bench-results/<timestamp>.json")
+    p.add_argument("--chart", type=Path, help="default: the JSON path with .png")
+    return p.parse_args(argv)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def one_line(name: str, result: dict[str, Any]) -> str:
+    if result.get("note"):
+        return f"{name}: {result['note']}"
+    if "throughput" in result:
+        return (f"{name}: {result['throughput']:,.0f} req/s  p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
+                f"  errors {result['errors']}  cpu client {result['client_cpu']:.2f} server {result['server_cpu']:.2f}"
+                f" db {result['db_cpu']:.2f} machine {result['machine_cpu']:.2f}"
+                f"  server {result.get('server_cpu_us_per_request', 0):.0f} us/req")
+    if result.get("scenario") == "idle":
+        return (f"{name}: {result['opened']} sockets at {result['open_rate']:,.0f}/s, "
+                f"{result.get('kib_per_socket', '?')} KiB each, errors {result['errors']}")
+    if result.get("scenario") == "fanout":
+        return f"{name}: {result['after_reply']} after the reply ({result['pushes_received']}/{result['pushes_expected']} pushes)"
+    return f"{name}: {result}"
+
+
+class Suite:
+    """Runs the wanted scenarios against one server, printing a line as each one finishes."""
+
+    def __init__(self, subject: Managed, args: argparse.Namespace, wanted: set[str], idle_sockets: int) -> None:
+        self.subject, self.args, self.wanted, self.idle_sockets = subject, args, wanted, idle_sockets
+        self.pids = ([subject.server_pid] if subject.server_pid else [], [subject.db_pid] if subject.db_pid else [])
+        self.results: dict[str, Any] = {}
+        self.pks: tuple[int, ...] = ()
+
+    def record(self, name: str, result: dict[str, Any]) -> None:
+        self.results[name] = result
+        say(f"  {self.subject.label} · {one_line(name, result)}")
+
+    def load(self, kind: str, sockets: int) -> dict[str, Any]:
+        spec = LoadSpec(kind, sockets, self.pks, self.args.warmup, self.args.duration, self.args.list_limit)
+        procs = min(self.args.client_procs, sockets)
+        return scenarios.measure_load(self.subject.target, self.pids, spec, procs,
+                                      f"{self.subject.label}: {kind} x{sockets}")
+
+    def run(self, reset: Callable[[int], None] | None) -> dict[str, Any]:
+        if reset is not None:
+            reset(self.args.rows)
+        target = self.subject.target
+        self.pks = asyncio.run(ensure_rows(target, self.args.rows))
+        reply = asyncio.run(probe(target, self.pks[0]))
+        if reply["response_status"] != 200:
+            raise RuntimeError(f"{self.subject.label}: retrieve probe failed: {reply}")
+        for name in SCENARIOS:
+            if name in self.wanted and name != "pgbench":
+                getattr(self, f"run_{name}")()
+        if self.pids[0]:
+            self.results["peak_rss_kib"] = procstat.peak_rss_kib(self.pids[0])
+        return self.results
+
+    def run_idle(self) -> None:
+        self.record("idle", scenarios.measure_idle(self.subject.target, self.pids, self.idle_sockets,
+                                                   self.subject.label))
+
+    def run_retrieve(self) -> None:
+        for sockets in (int(n) for n in self.args.sweep.split(",")):
+            self.record(f"retrieve@{sockets}", self.load("retrieve", sockets))
+
+    def run_list(self) -> None:
+        self.record("list_all", self.load("list_all", self.args.list_sockets))
+
+    def run_mixed(self) -> None:
+        result = self.load("mixed", self.args.mixed_sockets)
+        scenarios.cleanup_created(self.subject.target, result)
+        self.record("mixed", result)
+
+    def run_rest(self) -> None:
+        supported, note = scenarios.rest_supported(self.subject.target, self.pks[0])
+        if not supported:
+            self.record("rest", {"scenario": "rest_retrieve", "note": note})
+            return
+        self.record("rest", self.load("rest_retrieve", self.args.rest_connections))
+
+    def run_fanout(self) -> None:
+        args = self.args
+        for count in (int(n) for n in args.subscribers.split(",")):
+            result = scenarios.measure_fanout(self.subject.target, count, args.fanout_writes,
+                                              args.fanout_interval, self.pks[-1], self.subject.label)
+            self.record(f"fanout@{count}", result)
+            if not result["supported"]:
+                return
+
+
+def run_ours(args: argparse.Namespace, wanted: set[str], data: dict[str, Any]) -> None:
+    if args.url:
+        parts = urlsplit(args.url)
+        target = Target(parts.hostname or "127.0.0.1", parts.port or 80, args.token or "",
+                        live_stream=args.live_stream, ws_path=parts.path or "/ws/")
+        subject = Managed(args.label or args.url, target, args.server_pid or 0, None)
+        data["subjects"].append(_subject(subject, args.kind, Suite(subject, args, wanted, args.idle_sockets).run(None)))
+        return
+    say("starting dashboard-server (embedded PostgreSQL in a temporary directory)...")
+    subject = servers.start_ours(args.database_url, args.serve_arg)
+    subject.label = "ours" + (f" ({' '.join(args.serve_arg)})" if args.serve_arg else "")
+    try:
+        results = Suite(subject, args, wanted, args.idle_sockets).run(lambda rows: servers.reset_ours(subject, rows))
+        data["subjects"].append(_subject(subject, "ours", results))
+        if "pgbench" in wanted:
+            say("  pgbench -S on the same cluster...")
+            data["pgbench"] = pgtools.pgbench_select_only(subject.database_url, 16, args.duration)
+            say(f"  pgbench -S: {data['pgbench']['tps']:,.0f} selects/s")
+    finally:
+        subject.stop()
+
+
+def run_peer(args: argparse.Namespace, wanted: set[str], data: dict[str, Any]) -> None:
+    say("setting up the old stack (../shared/peer-django/setup.sh)...")
+    token = servers.peer_setup()
+    for name in args.peer_configs.split(","):
+        server, workers, live, their_scenarios = PEER_CONFIGS[name]
+        scenario_set = wanted & set(their_scenarios)
+        if not scenario_set:
+            continue
+        subject = servers.start_peer(token, server, workers, live)
+        say(f"started {subject.label} on port {subject.target.port}")
+        try:
+            suite = Suite(subject, args, scenario_set, args.peer_idle_sockets)
+            data["subjects"].append(_subject(subject, "old", suite.run(servers.reset_peer)))
+        finally:
+            subject.stop()
+
+
+def _subject(subject: Managed, kind: str, results: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": kind, "config": subject.label, "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = set(args.scenarios.split(","))
+    stamp = dt.datetime.now(dt.timezone.utc)
+    json_path = args.json or Path("bench-results") / f"{stamp:%Y%m%dT%H%M%SZ}.json"
+    data: dict[str, Any] = {"meta": {
+        "date": f"{stamp:%Y-%m-%d %H:%M} UTC", "command": "scripts/bench " + shlex.join(argv or sys.argv[1:]),
+        "machine": procstat.machine(), "loadavg_start": procstat.loadavg(), "duration": args.duration,
+        "warmup": args.warmup, "client_processes": args.client_procs}, "subjects": []}
+    started = time.monotonic()
+    say(f"load average at start: {data['meta']['loadavg_start']}")
+    run_ours(args, wanted, data)
+    if args.peer:
+        run_peer(args, wanted, data)
+    data["meta"].update(loadavg_end=procstat.loadavg(), seconds=round(time.monotonic() - started, 1))
+    report.write_json(data, json_path)
+    chart = args.chart or json_path.with_suffix(".png")
+    print(report.markdown(data) + "\n\n" + report.cpu_markdown(data))
+    say(f"\nload average at start {data['meta']['loadavg_start']}, at end {data['meta']['loadavg_end']}; "
+        f"{data['meta']['seconds']:.0f} s in all")
+    say(f"JSON: {json_path}" + (f"   chart: {chart}" if report.write_chart(data, chart) else "   (no matplotlib: no chart)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,7 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 
+from server.batching import KeyedLookups
 from server.errors import ApiError, BadRequest, Conflict, Unavailable
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class Database:
     def __init__(self, pool: Pool, queries: Mapping[str, str]) -> None:
         self._pool = pool
         self.queries = queries
+        self.lookups = KeyedLookups(self)
 
     async def _acquire(self) -> Lease:
         try:

@@ -5,6 +5,11 @@
 SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at
 FROM patients WHERE id = %(pk)s;
 
+-- name: retrieve_many
+-- Optional: retrieves arriving together are answered by one query (server/batching.py).
+SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at
+FROM patients WHERE id = ANY(%(keys)s);
+
 -- name: list
 -- {where} and {order_by} are filled from the resource's declared filter fields
 -- (server/listing.py); every value travels as a parameter.

@@ -110,7 +110,11 @@ async def list_objects(call: Call, payload: Mapping[str, Any]) -> Reply:
 
 
 async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
-    row = await call.db.fetch_one(call.resource.query("retrieve"), {"pk": lookup_pk(payload)})
+    pk, batched = lookup_pk(payload), call.resource.query("retrieve_many")
+    if batched in call.db.queries:  # optional query: concurrent retrieves share one round trip
+        row = await call.db.lookups.fetch(batched, "id", pk)
+    else:
+        row = await call.db.fetch_one(call.resource.query("retrieve"), {"pk": pk})
     if row is None:
         raise NotFound()
     return 200, dump(call, row)

@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=1000, help="patients in the table (default 1000)")
     p.add_argument("--list-limit", type=int, default=50)
     p.add_argument("--client-procs", type=int, default=1, help="client processes for the loads (default 1)")
+    p.add_argument("--open-procs", type=int, default=2, help="client processes opening idle sockets (default 2)")
     p.add_argument("--json", type=Path, help="default bench-results/<timestamp>.json")
     p.add_argument("--chart", type=Path, help="default: the JSON path with .png")
     return p.parse_args(argv)
@@ -70,7 +71,8 @@ def one_line(name: str, result: dict[str, Any]) -> str:
                 f"  server {result.get('server_cpu_us_per_request', 0):.0f} us/req")
     if result.get("scenario") == "idle":
         return (f"{name}: {result['opened']} sockets at {result['open_rate']:,.0f}/s, "
-                f"{result.get('kib_per_socket', '?')} KiB each, errors {result['errors']}")
+                f"{result.get('kib_per_socket', '?')} KiB each, errors {result['errors']}; cpu while opening: "
+                f"server {result['server_cpu']:.2f} db {result['db_cpu']:.2f} machine {result['machine_cpu']:.2f}")
     if result.get("scenario") == "fanout":
         return f"{name}: {result['after_reply']} after the reply ({result['pushes_received']}/{result['pushes_expected']} pushes)"
     return f"{name}: {result}"
@@ -112,7 +114,7 @@ class Suite:
 
     def run_idle(self) -> None:
         self.record("idle", scenarios.measure_idle(self.subject.target, self.pids, self.idle_sockets,
-                                                   self.subject.label))
+                                                   self.args.open_procs, self.subject.label))
 
     def run_retrieve(self) -> None:
         for sockets in (int(n) for n in self.args.sweep.split(",")):

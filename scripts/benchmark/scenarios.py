@@ -87,26 +87,38 @@ def cleanup_created(target: Target, result: dict[str, Any]) -> None:
         result["cleanup_failures"] = failures
 
 
-def measure_idle(target: Target, pids: tuple[list[int], list[int]], count: int, label: str) -> dict[str, Any]:
+def measure_idle(target: Target, pids: tuple[list[int], list[int]], count: int, procs: int,
+                 label: str) -> dict[str, Any]:
     """Open `count` idle authenticated sockets: open rate, and server RSS growth per socket."""
     server = pids[0]
     before = procstat.rss_kib(server) if server else 0
-    worker = Worker(hold_idle, target, count, 64)
+    workers = [Worker(hold_idle, target, share, 32) for _, share in split(count, procs)]
+    for worker in workers:
+        worker.receive()  # ready
+    start_at, window = time.monotonic() + 0.2, procstat.CpuWindow(*pids)
+    window.start()
+    for worker in workers:
+        worker.send(start_at)
     if sys.stderr.isatty():
         sys.stderr.write(f"  {label}: opening {count} sockets...\r")
-    opened = worker.receive(timeout=600)
+    opened = [worker.receive(timeout=600) for worker in workers]
+    seconds = max(part["finished_at"] for part in opened) - start_at
+    cpu = window.stop(seconds)
     time.sleep(1.0)  # let the server finish any per-socket work before reading its memory
     after = procstat.rss_kib(server) if server else 0
-    worker.send("close")
-    closing = worker.receive(timeout=120)
-    worker.join()
-    result = {"scenario": "idle", "sockets": count, "opened": opened["opened"], "errors": opened["errors"],
-              "error_examples": opened["error_examples"], "open_seconds": round(opened["seconds"], 3),
-              "open_rate": round(opened["opened"] / opened["seconds"], 1) if opened["seconds"] else 0.0,
-              "still_open_at_measurement": closing["still_open"]}
-    if server and opened["opened"]:
-        result.update(rss_before_kib=before, rss_after_kib=after,
-                      kib_per_socket=round((after - before) / opened["opened"], 2))
+    for worker in workers:
+        worker.send("close")
+    still_open = sum(worker.receive(timeout=120)["still_open"] for worker in workers)
+    for worker in workers:
+        worker.join()
+    total = sum(part["opened"] for part in opened)
+    result = {"scenario": "idle", "sockets": count, "opened": total, "client_processes": len(workers),
+              "errors": sum(part["errors"] for part in opened),
+              "error_examples": [e for part in opened for e in part["error_examples"]][:3],
+              "open_seconds": round(seconds, 3), "open_rate": round(total / seconds, 1) if seconds else 0.0,
+              "still_open_at_measurement": still_open, **cpu}
+    if server and total:
+        result.update(rss_before_kib=before, rss_after_kib=after, kib_per_socket=round((after - before) / total, 2))
     return result
 
 

@@ -34,9 +34,12 @@ async def open_many(target: Target, count: int, concurrency: int, on_message: An
 
 
 async def hold_idle(conn: Connection, target: Target, count: int, concurrency: int) -> dict[str, Any]:
-    """Open the sockets, report, keep them idle until the parent has measured, then close them."""
-    sockets, errors, seconds = await open_many(target, count, concurrency)
-    tell(conn, {"opened": len(sockets), "errors": len(errors), "error_examples": errors[:3], "seconds": seconds})
+    """Open the sockets from the parent's start time, report, keep them idle until it has measured."""
+    tell(conn, "ready")
+    await asyncio.sleep(max(0.0, hear(conn) - time.monotonic()))
+    sockets, errors, _ = await open_many(target, count, concurrency)
+    tell(conn, {"opened": len(sockets), "errors": len(errors), "error_examples": errors[:3],
+                "finished_at": time.monotonic()})
     await asyncio.get_running_loop().run_in_executor(None, hear, conn)
     alive = sum(not ws.closed.done() for ws in sockets)
     for ws in sockets:

@@ -13,10 +13,14 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every frame: json.loads(text, parse_constant=...) would build a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def parse_frame(text: str) -> tuple[str, dict[str, Any]]:
     """Return (stream, payload) of a client frame, or raise FrameError saying why not."""
     try:
-        frame = json.loads(text, parse_constant=_refuse_constant)
+        frame = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise FrameError("Invalid frame: not valid JSON.") from None
     if not isinstance(frame, dict) or "stream" not in frame or "payload" not in frame:

@@ -82,3 +82,19 @@ def test_objects_that_are_not_dicts_go_to_marshmallow() -> None:
 
     schema = PatientSchema()
     assert compile_dumper(schema)(Row()) == schema.dump(Row())
+
+
+def drf_datetime(value: dt.datetime) -> str:
+    """DRF's DateTimeField.to_representation for an aware or naive (UTC) value."""
+    value = (value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value).astimezone(dt.timezone.utc)
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def test_datetimes_are_formatted_as_drf_formats_them() -> None:
+    from schemas.fields import format_datetime
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        value = some_datetime(rng)
+        assert format_datetime(value) == drf_datetime(value), value

@@ -18,6 +18,7 @@ from server.db import Database, DatabaseUnavailable, open_database
 from server.migrate import migrate, pending_migrations
 from server.sql import load_queries
 from server.users import UserError, create_user, issue_token
+from server.workers import run_workers
 
 USERNAME = re.compile(r"[\w.@+-]{1,150}")
 
@@ -112,8 +113,16 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
         host, port = args.host or config.host, args.port or config.port
         print(f"dashboard-server: serving ws://{host}:{port}/ws/", file=sys.stderr, flush=True)
-        web.run_app(create_app(config, url), host=host, port=port, access_log_class=AccessLogger,
-                    shutdown_timeout=10, print=None, loop=new_event_loop())
+
+        def serve(reuse_port: bool | None = None) -> None:
+            web.run_app(create_app(config, url), host=host, port=port, access_log_class=AccessLogger,
+                        shutdown_timeout=10, print=None, loop=new_event_loop(), reuse_port=reuse_port)
+
+        if args.workers > 1:
+            if run_workers(lambda: serve(reuse_port=True), args.workers):
+                raise CommandError("a worker process exited unexpectedly; see the log above")
+        else:
+            serve()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve /ws/")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port (SO_REUSEPORT, Linux); default 1")
     serve.set_defaults(run=cmd_serve)
     return parser
 

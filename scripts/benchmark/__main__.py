@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kind", choices=("ours", "old"), default="ours", help="which column --url belongs in")
     p.add_argument("--live-stream", default="patients", help="stream for subscribe_instance on --url")
     p.add_argument("--database-url", help="run ours on this PostgreSQL instead of an embedded one")
+    p.add_argument("--workers", default="1,2", help="ours: 'serve --workers' counts to measure (default 1,2)")
     p.add_argument("--serve-arg", action="append", default=[], help="extra argument for 'serve' (repeatable)")
     p.add_argument("--peer", action="store_true", help="also start and measure the old stack (../shared/peer-django)")
     p.add_argument("--peer-configs", default="daphne,uvicorn2,live", help=f"of: {', '.join(PEER_CONFIGS)}")
@@ -153,9 +154,18 @@ def run_ours(args: argparse.Namespace, wanted: set[str], data: dict[str, Any]) -
         subject = Managed(args.label or args.url, target, args.server_pid or 0, None)
         data["subjects"].append(_subject(subject, args.kind, Suite(subject, args, wanted, args.idle_sockets).run(None)))
         return
-    say("starting dashboard-server (embedded PostgreSQL in a temporary directory)...")
-    subject = servers.start_ours(args.database_url, args.serve_arg)
-    subject.label = "ours" + (f" ({' '.join(args.serve_arg)})" if args.serve_arg else "")
+    for number, workers in enumerate(int(n) for n in args.workers.split(",")):
+        # pgbench and fan-out once; the other configurations repeat the request loads and idle sockets
+        scenario_set = wanted if number == 0 else wanted & {"idle", "retrieve", "list", "mixed", "rest"}
+        run_ours_once(args, scenario_set, data, workers)
+
+
+def run_ours_once(args: argparse.Namespace, wanted: set[str], data: dict[str, Any], workers: int) -> None:
+    say(f"starting dashboard-server, {workers} process(es) (embedded PostgreSQL in a temporary directory)...")
+    worker_args = ["--workers", str(workers)] if workers > 1 else []
+    subject = servers.start_ours(args.database_url, [*worker_args, *args.serve_arg])
+    subject.label = f"ours ({workers} process{'es' if workers > 1 else ''}{', ' if args.serve_arg else ''}" \
+                    f"{' '.join(args.serve_arg)})"
     try:
         results = Suite(subject, args, wanted, args.idle_sockets).run(lambda rows: servers.reset_ours(subject, rows))
         data["subjects"].append(_subject(subject, "ours", results))

@@ -78,9 +78,9 @@ ROWS: list[tuple[str, Cell, bool]] = [
 ]
 
 
-def best_old(subjects: list[Results], cell: Cell, higher: bool) -> tuple[float | None, str]:
-    """The old stack's best configuration for this figure, named."""
-    candidates = [(cell(s["results"]), s["config"]) for s in subjects if s["kind"] == "old"]
+def best_of(kind: str, subjects: list[Results], cell: Cell, higher: bool) -> tuple[float | None, str]:
+    """The best configuration of one side (ours / old) for this figure, named when there are several."""
+    candidates = [(cell(s["results"]), s["config"]) for s in subjects if s["kind"] == kind]
     measured = [(value, text, config) for (value, text), config in candidates if value is not None]
     if not measured:
         texts = [text for (value, text), _ in candidates if text != "—"]
@@ -96,11 +96,10 @@ def ratio(ours: float | None, old: float | None, higher: bool) -> str:
 
 
 def table_rows(data: Results) -> list[tuple[str, str, str, str]]:
-    ours = next((s for s in data["subjects"] if s["kind"] == "ours"), None)
     rows = []
     for label, cell, higher in ROWS:
-        ours_value, ours_text = cell(ours["results"]) if ours else (None, "—")
-        old_value, old_text = best_old(data["subjects"], cell, higher)
+        ours_value, ours_text = best_of("ours", data["subjects"], cell, higher)
+        old_value, old_text = best_of("old", data["subjects"], cell, higher)
         rows.append((label, ours_text, old_text, ratio(ours_value, old_value, higher)))
     pgbench = data.get("pgbench")
     if pgbench:

@@ -73,7 +73,7 @@ def one_line(name: str, result: dict[str, Any]) -> str:
     if result.get("scenario") == "idle":
         return (f"{name}: {result['opened']} sockets at {result['open_rate']:,.0f}/s, "
                 f"{result.get('kib_per_socket', '?')} KiB each, errors {result['errors']}; cpu while opening: "
-                f"server {result['server_cpu']:.2f} db {result['db_cpu']:.2f} machine {result['machine_cpu']:.2f}")
+                f"client {result['client_cpu']:.2f} server {result['server_cpu']:.2f} db {result['db_cpu']:.2f} machine {result['machine_cpu']:.2f}")
     if result.get("scenario") == "fanout":
         return f"{name}: {result['after_reply']} after the reply ({result['pushes_received']}/{result['pushes_expected']} pushes)"
     return f"{name}: {result}"

@@ -116,7 +116,8 @@ def measure_idle(target: Target, pids: tuple[list[int], list[int]], count: int, 
               "errors": sum(part["errors"] for part in opened),
               "error_examples": [e for part in opened for e in part["error_examples"]][:3],
               "open_seconds": round(seconds, 3), "open_rate": round(total / seconds, 1) if seconds else 0.0,
-              "still_open_at_measurement": still_open, **cpu}
+              "still_open_at_measurement": still_open, **cpu,
+              "client_cpu": round(sum(part["client_cpu_s"] for part in opened) / seconds, 3) if seconds else 0.0}
     if server and total:
         result.update(rss_before_kib=before, rss_after_kib=after, kib_per_socket=round((after - before) / total, 2))
     return result

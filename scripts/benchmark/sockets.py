@@ -37,9 +37,10 @@ async def hold_idle(conn: Connection, target: Target, count: int, concurrency: i
     """Open the sockets from the parent's start time, report, keep them idle until it has measured."""
     tell(conn, "ready")
     await asyncio.sleep(max(0.0, hear(conn) - time.monotonic()))
+    cpu = time.process_time()
     sockets, errors, _ = await open_many(target, count, concurrency)
     tell(conn, {"opened": len(sockets), "errors": len(errors), "error_examples": errors[:3],
-                "finished_at": time.monotonic()})
+                "finished_at": time.monotonic(), "client_cpu_s": time.process_time() - cpu})
     await asyncio.get_running_loop().run_in_executor(None, hear, conn)
     alive = sum(not ws.closed.done() for ws in sockets)
     for ws in sockets:

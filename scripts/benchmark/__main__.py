@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import shlex
 import sys
 import time
@@ -55,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open-procs", type=int, default=2, help="client processes opening idle sockets (default 2)")
     p.add_argument("--json", type=Path, help="default bench-results/<timestamp>.json")
     p.add_argument("--chart", type=Path, help="default: the JSON path with .png")
+    p.add_argument("--report", type=Path, metavar="JSON", help="measure nothing: print the tables of a saved run "
+                                                              "and redraw its chart")
     return p.parse_args(argv)
 
 
@@ -198,8 +201,18 @@ def _subject(subject: Managed, kind: str, results: dict[str, Any]) -> dict[str, 
     return {"kind": kind, "config": subject.label, "results": results}
 
 
+def show(data: dict[str, Any], chart: Path) -> None:
+    print(report.markdown(data) + "\n\n" + report.cpu_markdown(data))
+    meta = data["meta"]
+    say(f"\nload average at start {meta['loadavg_start']}, at end {meta['loadavg_end']}; {meta['seconds']:.0f} s in all")
+    say(f"chart: {chart}" if report.write_chart(data, chart) else "(no matplotlib: no chart)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        show(json.loads(args.report.read_text()), args.chart or args.report.with_suffix(".png"))
+        return 0
     wanted = set(args.scenarios.split(","))
     stamp = dt.datetime.now(dt.timezone.utc)
     json_path = args.json or Path("bench-results") / f"{stamp:%Y%m%dT%H%M%SZ}.json"
@@ -214,11 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         run_peer(args, wanted, data)
     data["meta"].update(loadavg_end=procstat.loadavg(), seconds=round(time.monotonic() - started, 1))
     report.write_json(data, json_path)
-    chart = args.chart or json_path.with_suffix(".png")
-    print(report.markdown(data) + "\n\n" + report.cpu_markdown(data))
-    say(f"\nload average at start {data['meta']['loadavg_start']}, at end {data['meta']['loadavg_end']}; "
-        f"{data['meta']['seconds']:.0f} s in all")
-    say(f"JSON: {json_path}" + (f"   chart: {chart}" if report.write_chart(data, chart) else "   (no matplotlib: no chart)"))
+    say(f"JSON: {json_path}")
+    show(data, args.chart or json_path.with_suffix(".png"))
     return 0
 
 

@@ -119,7 +119,7 @@ def cpu_markdown(data: Results) -> str:
     lines = ["| server | scenario | req/s | client | server | PostgreSQL | whole machine |", "|---|---|---|---|---|---|---|"]
     for subject in data["subjects"]:
         for key, result in subject["results"].items():
-            if isinstance(result, dict) and "client_cpu" in result and "server_cpu" in result:
+            if isinstance(result, dict) and "throughput" in result and "server_cpu" in result:
                 lines.append(f"| {subject['config']} | {key} | {_num(result['throughput'])} | {result['client_cpu']:.2f} "
                              f"| {result['server_cpu']:.2f} | {result['db_cpu']:.2f} | {result['machine_cpu']:.2f} |")
     return "\n".join(lines)

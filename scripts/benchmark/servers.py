@@ -15,7 +15,8 @@ from benchmark import pgtools
 from benchmark.load import Target
 
 PROJECT = Path(__file__).resolve().parents[2]
-PEER_HOME = (PROJECT / ".." / "shared" / "peer-django").resolve()
+# The old stack's scripts; BENCH_PEER_HOME overrides (e.g. from a clone that is not beside shared/).
+PEER_HOME = Path(os.environ.get("BENCH_PEER_HOME") or PROJECT / ".." / "shared" / "peer-django").resolve()
 SEED_SQL = """
 TRUNCATE patients RESTART IDENTITY;
 INSERT INTO patients (first_name, last_name, admission_date, dismissal_date)
@@ -116,6 +117,8 @@ def peer_env(live: bool, server: str) -> dict[str, str]:
 
 def peer_setup() -> str:
     """Run the old stack's idempotent setup.sh; its bench user's token."""
+    if not (PEER_HOME / "setup.sh").exists():
+        raise RuntimeError(f"no old stack at {PEER_HOME}: set BENCH_PEER_HOME to the peer-django folder")
     done = subprocess.run([str(PEER_HOME / "setup.sh")], capture_output=True, text=True)
     tokens = [line.split("=", 1)[1] for line in done.stdout.splitlines() if line.startswith("BENCH_TOKEN=")]
     if done.returncode != 0 or not tokens:

@@ -111,7 +111,10 @@ class Suite:
             raise RuntimeError(f"{self.subject.label}: retrieve probe failed: {reply}")
         for name in SCENARIOS:
             if name in self.wanted and name != "pgbench":
-                getattr(self, f"run_{name}")()
+                try:
+                    getattr(self, f"run_{name}")()
+                except (RuntimeError, OSError, asyncio.TimeoutError) as exc:  # report it, go on with the rest
+                    self.record(name, {"scenario": name, "note": f"failed: {type(exc).__name__}: {exc}"[:300]})
         if self.pids[0]:
             self.results["peak_rss_kib"] = procstat.peak_rss_kib(self.pids[0])
         return self.results
@@ -224,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     say(f"load average at start: {data['meta']['loadavg_start']}")
     run_ours(args, wanted, data)
     if args.peer:
-        run_peer(args, wanted, data)
+        try:
+            run_peer(args, wanted, data)
+        except RuntimeError as exc:  # e.g. no PostgreSQL 15 for the old stack: keep our own figures
+            data["peer_error"] = str(exc)
+            say(f"old stack not measured: {exc}")
     data["meta"].update(loadavg_end=procstat.loadavg(), seconds=round(time.monotonic() - started, 1))
     report.write_json(data, json_path)
     say(f"JSON: {json_path}")

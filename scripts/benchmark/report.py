@@ -35,8 +35,8 @@ def idle_memory(results: Results) -> tuple[float | None, str]:
 
 def open_rate(results: Results) -> tuple[float | None, str]:
     idle = results.get("idle")
-    if not idle:
-        return None, "—"
+    if not idle or idle.get("note"):
+        return None, idle["note"] if idle else "—"
     errors = f", {idle['errors']} errors" if idle["errors"] else ""
     return idle["open_rate"], f"{_num(idle['open_rate'])} sockets/s ({idle['opened']:,} sockets{errors})"
 

@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"of: {', '.join(SCENARIOS)}")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per load (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each load (default 1)")
+    p.add_argument("--repeat", type=int, default=1, help="run each load N times, report the median (default 1)")
     p.add_argument("--sweep", default="1,4,16,64", help="socket counts for retrieve (default 1,4,16,64)")
     p.add_argument("--mixed-sockets", type=int, default=16)
     p.add_argument("--list-sockets", type=int, default=4)
@@ -96,10 +97,21 @@ class Suite:
         say(f"  {self.subject.label} · {one_line(name, result)}")
 
     def load(self, kind: str, sockets: int) -> dict[str, Any]:
+        """One load, or with --repeat the run of median throughput (all throughputs kept in "runs")."""
         spec = LoadSpec(kind, sockets, self.pks, self.args.warmup, self.args.duration, self.args.list_limit)
         procs = min(self.args.client_procs, sockets)
-        return scenarios.measure_load(self.subject.target, self.pids, spec, procs,
-                                      f"{self.subject.label}: {kind} x{sockets}")
+        runs = []
+        for number in range(self.args.repeat):
+            runs.append(scenarios.measure_load(self.subject.target, self.pids, spec, procs,
+                                               f"{self.subject.label}: {kind} x{sockets} ({number + 1})"))
+            if kind == "mixed" and number + 1 < self.args.repeat:
+                scenarios.cleanup_created(self.subject.target, runs[-1])
+        runs.sort(key=lambda run: run["throughput"])
+        median = runs[len(runs) // 2]
+        if len(runs) > 1:
+            median["runs"] = [run["throughput"] for run in runs]
+            median["created"] = [pk for run in runs for pk in run.get("created", [])]
+        return median
 
     def run(self, reset: Callable[[int], None] | None) -> dict[str, Any]:
         if reset is not None:

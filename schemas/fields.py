@@ -58,8 +58,9 @@ def to_utc(value: dt.datetime) -> dt.datetime:
 
 def format_datetime(value: dt.datetime) -> str:
     """ISO 8601 in UTC ending in Z; microseconds only when non-zero (DRF's output)."""
-    text = to_utc(value).isoformat()
-    return text[:-6] + "Z"
+    if value.tzinfo is not UTC:  # rows come back in UTC already: skip the conversion for them
+        value = to_utc(value)
+    return value.isoformat()[:-6] + "Z"
 
 
 class DateTime(fields.Field):

@@ -11,6 +11,7 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 
+from server.batching import KeyedLookups
 from server.errors import ApiError, BadRequest, Conflict, ReferenceViolation, Unavailable
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class Database:
         self._timeout = timeout
         self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
         self._url = url
+        self.lookups = KeyedLookups(self)  # server/batching.py: concurrent retrieves share a query
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:

@@ -21,10 +21,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every frame: json.loads(text, parse_constant=...) would build a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def parse_frame(text: str) -> tuple[str, dict[str, Any]]:
     """Return (stream, payload) of a client frame, or raise FrameError saying why not."""
     try:
-        frame = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        frame = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise FrameError("Invalid frame: not valid JSON.") from None
     if not isinstance(frame, dict) or "stream" not in frame or "payload" not in frame:

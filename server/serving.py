@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -31,6 +31,18 @@ class ServeSpec:
     port: int
     reuse_port: bool = False          # several processes listen on the same port
     watchdog: float | None = None     # seconds between WATCHDOG=1 reports; None: no watchdog
+
+
+def run(main: Awaitable[None]) -> None:
+    """Run a serving coroutine on uvloop when it is installed (more requests per CPU second:
+    docs/benchmarks.md), else on asyncio's own loop."""
+    try:
+        import uvloop
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    except ImportError:
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 async def serve(spec: ServeSpec, report: Report) -> None:

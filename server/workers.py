@@ -61,7 +61,7 @@ def run_worker(spec: ServeSpec, log_format: str, channel: multiprocessing.connec
     """A worker's main (in a fresh interpreter): serve, reporting READY/WATCHDOG to the parent, not systemd."""
     from server.db import DatabaseUnavailable
     from server.logs import configure_logging
-    from server.serving import serve
+    from server.serving import run, serve
 
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(name, None)  # only the main process may talk to systemd
@@ -75,7 +75,7 @@ def run_worker(spec: ServeSpec, log_format: str, channel: multiprocessing.connec
             pass  # the parent is gone; PR_SET_PDEATHSIG has already asked us to stop
 
     try:
-        asyncio.run(serve(spec, report))
+        run(serve(spec, report))
     except (DatabaseUnavailable, OSError, ValueError) as exc:  # ValueError: e.g. a bad server secret
         print(f"dashboard-server: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -211,10 +211,10 @@ def serve_processes(spec: ServeSpec, workers: int, log_format: str) -> int:
     """`serve`: in this process for one worker (tests, scripts/run may ask for it), else a supervisor."""
     if workers > 1:
         return serve_workers(spec, workers, log_format)
-    from server.serving import serve
+    from server.serving import run, serve
 
     try:
-        asyncio.run(serve(dataclasses.replace(spec, watchdog=watchdog_interval()), notify))
+        run(serve(dataclasses.replace(spec, watchdog=watchdog_interval()), notify))
     finally:
         ignore_stop_signals()
     return 0

@@ -5,11 +5,18 @@
 SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at
 FROM patients WHERE id = %(pk)s;
 
+-- name: retrieve_many
+-- Optional: retrieves arriving together are answered by one query (server/batching.py).
+SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at
+FROM patients WHERE id = ANY(%(keys)s);
+
 -- name: list
 -- {where} and {order_by} are filled from the resource's declared filter fields
--- (server/listing.py); every value travels as a parameter.
+-- (server/listing.py); every value travels as a parameter. The count is a scalar subquery
+-- (same statement, same snapshot): count(*) OVER () would materialize every matching row
+-- for each page, twice the work for a 50-row page of 1,000 (docs/benchmarks.md).
 SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at,
-       count(*) OVER () AS total_count
+       (SELECT count(*) FROM patients WHERE {where}) AS total_count
 FROM patients WHERE {where} ORDER BY {order_by}
 LIMIT %(limit)s OFFSET %(offset)s;
 

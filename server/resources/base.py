@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from marshmallow import Schema, ValidationError
 
+from schemas.dumper import Dumper, compile_dumper
 from schemas.fields import Related
 from server.db import Database
 from server.errors import BadRequest, NotFound, ReferenceViolation
@@ -63,9 +65,18 @@ class Resource:
         roles = self.permissions.get(action, WRITE) if action is not None else WRITE
         return user.is_active and user.role in roles
 
-    @property
+    # Built once per resource: a marshmallow Schema() costs more than the query it serves.
+    @functools.cached_property
+    def schema_instance(self) -> Schema:
+        return self.schema()
+
+    @functools.cached_property
+    def dump(self) -> Dumper:
+        return compile_dumper(self.schema_instance)
+
+    @functools.cached_property
     def writable_fields(self) -> list[str]:
-        return [name for name, field in self.schema().fields.items() if not field.dump_only]
+        return [name for name, field in self.schema_instance.fields.items() if not field.dump_only]
 
 
 def permitted(resource: Resource, user: User, action: str | None) -> bool:
@@ -94,13 +105,13 @@ def load_data(call: Call, payload: Mapping[str, Any], partial: bool) -> dict[str
         kind = type(data).__name__
         raise BadRequest([{"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}])
     try:
-        return call.resource.schema().load(data, partial=partial)
+        return call.resource.schema_instance.load(data, partial=partial)
     except ValidationError as exc:
         raise BadRequest([exc.messages]) from None
 
 
 def dump(call: Call, row: Mapping[str, Any]) -> dict[str, Any]:
-    return call.resource.schema().dump(row)
+    return call.resource.dump(row)
 
 
 async def write_row(call: Call, query: str, params: Mapping[str, Any],
@@ -118,11 +129,11 @@ async def write_row(call: Call, query: str, params: Mapping[str, Any],
 
 async def list_objects(call: Call, payload: Mapping[str, Any]) -> Reply:
     resource = call.resource
-    options = parse_list_options(payload, resource.schema(), resource.filter_fields,
+    options = parse_list_options(payload, resource.schema_instance, resource.filter_fields,
                                  resource.ordering_fields, call.max_page_size)
     fragments = {"where": options.where, "order_by": options.order_by}
     rows = await call.db.fetch_all(resource.query("list"), options.params, **fragments)
-    results = resource.schema(many=True).dump(rows)
+    results = [resource.dump(row) for row in rows]
     if not options.paginated:
         return 200, results
     if rows:
@@ -133,7 +144,11 @@ async def list_objects(call: Call, payload: Mapping[str, Any]) -> Reply:
 
 
 async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
-    row = await call.db.fetch_one(call.resource.query("retrieve"), {"pk": lookup_pk(payload)})
+    pk, batched = lookup_pk(payload), call.resource.query("retrieve_many")
+    if batched in call.db.queries:  # optional query: concurrent retrieves share one round trip
+        row = await call.db.lookups.fetch(batched, "id", pk)
+    else:
+        row = await call.db.fetch_one(call.resource.query("retrieve"), {"pk": pk})
     if row is None:
         raise NotFound()
     return 200, dump(call, row)

@@ -1,0 +1,1 @@
+"""scripts/bench: the load client, scenarios and report behind `scripts/bench` (see docs/benchmarks.md)."""

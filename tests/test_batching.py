@@ -1,0 +1,40 @@
+"""Retrieves that arrive together share one query, and each socket still gets its own reply."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from server.keys import DB
+from tests.conftest import Socket, create, error, ok
+
+
+async def test_simultaneous_retrieves_on_many_sockets_each_get_their_own_row(client: TestClient, token: str,
+                                                                             ws: Socket) -> None:
+    rows = [await create(ws, first_name=f"P{i}") for i in range(3)]
+    wanted: list[Any] = [rows[0]["id"], rows[1]["id"], rows[1]["id"], 404404, str(rows[2]["id"]), rows[0]["id"]]
+    sockets = [Socket(await client.ws_connect(f"/ws/?token={token}")) for _ in wanted]
+    try:
+        for number, (socket, pk) in enumerate(zip(sockets, wanted)):  # all sent before any is answered
+            await socket.send({"stream": "patients", "payload": {"action": "retrieve", "request_id": number, "pk": pk}})
+        replies = await asyncio.gather(*(socket.receive() for socket in sockets))
+    finally:
+        await asyncio.gather(*(socket.ws.close() for socket in sockets))
+    expected = [rows[0], rows[1], rows[1], None, rows[2], rows[0]]
+    for number, (reply, row) in enumerate(zip(replies, expected)):
+        envelope = ok(row, "retrieve", request_id=number) if row else error(["Not found"], "retrieve", 404, number)
+        assert reply == {"stream": "patients", "payload": envelope}
+
+
+async def test_a_failing_batch_fails_every_caller_alike(client: TestClient) -> None:
+    lookups = client.app[DB].lookups
+    outcomes = await asyncio.gather(*(lookups.fetch("patients.no_such_query", "id", pk) for pk in (1, 2)),
+                                    return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [KeyError, KeyError]
+
+
+async def test_a_write_on_a_socket_is_seen_by_its_next_retrieve(ws: Socket) -> None:
+    created = await create(ws)
+    patched = await ws.request("patch", pk=created["id"], data={"last_name": "Byron"})
+    assert await ws.request("retrieve", pk=created["id"]) == ok(patched["data"], "retrieve")

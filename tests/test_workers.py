@@ -1,7 +1,8 @@
-"""`serve --workers 2`: both processes accept sockets on one port, share the database and the metrics."""
+"""`serve --workers 2`: both processes accept sockets on one port, share the database, live changes and the metrics."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
@@ -45,10 +46,15 @@ async def test_two_workers_serve_one_port_and_one_database(database_url: str) ->
             assert server.process.pid not in by_worker  # the parent only supervises
             # Any worker's /metrics adds up every worker's (prometheus_client multiprocess mode).
             assert await open_websockets_metric(server, session) == SOCKETS
-            # A write through one worker is read through the other.
+            # A change made through one worker reaches a subscriber on the other (through PostgreSQL).
             (first, *_), (second, *_) = by_worker.values()
+            assert (await ws_request(second, "subscribe", request_id="all"))["response_status"] == 201
             created = await ws_request(first, "create", data=ADA)
             assert created["response_status"] == 201
+            pushed = json.loads((await second.receive(timeout=10)).data)
+            assert pushed["payload"] == {**created, "response_status": 200, "request_id": "all",
+                                         "cursor": pushed["payload"]["cursor"]}
+            # ... and is read through it.
             assert await ws_request(second, "retrieve", pk=created["data"]["id"]) == {**created, "response_status": 200,
                                                                                      "action": "retrieve"}
             # A worker that dies takes the service down (exit 1; systemd restarts it), closing the rest with 1001.

@@ -18,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 # The old stack's scripts; BENCH_PEER_HOME overrides (e.g. from a clone that is not beside shared/).
 PEER_HOME = Path(os.environ.get("BENCH_PEER_HOME") or PROJECT / ".." / "shared" / "peer-django").resolve()
 SEED_SQL = """
-TRUNCATE patients RESTART IDENTITY;
+TRUNCATE patients RESTART IDENTITY CASCADE;  -- vitals reference patients
 INSERT INTO patients (first_name, last_name, admission_date, dismissal_date)
 SELECT 'First' || i, 'Last' || i, date_trunc('second', now()) - (1000 - i) * interval '1 day',
        CASE WHEN i % 3 = 0 THEN date_trunc('second', now()) - (998 - i) * interval '1 day' END
@@ -83,7 +83,9 @@ def start_ours(database_url: str | None, serve_args: list[str]) -> Managed:
     """migrate, createuser, token, serve on a free port; embedded PostgreSQL in a temporary directory."""
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench."))
     workdir.chmod(0o755)  # the embedded cluster's system user must reach it when we are root
-    env = {**os.environ, "DASHBOARD_DATA_DIR": str(workdir / "var")}
+    env = {**os.environ, "DASHBOARD_DATA_DIR": str(workdir / "var"),
+           # One bench user opens thousands of sockets: lift the per-user cap (default 200) for it.
+           "DASHBOARD_MAX_SOCKETS_PER_USER": "100000", "DASHBOARD_MAX_SOCKETS": "100000"}
     env.pop("DASHBOARD_DATABASE_URL", None)
     if database_url:
         env["DASHBOARD_DATABASE_URL"] = database_url

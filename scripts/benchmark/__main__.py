@@ -180,7 +180,7 @@ def run_ours(args: argparse.Namespace, wanted: set[str], data: dict[str, Any]) -
 
 def run_ours_once(args: argparse.Namespace, wanted: set[str], data: dict[str, Any], workers: int) -> None:
     say(f"starting dashboard-server, {workers} process(es) (embedded PostgreSQL in a temporary directory)...")
-    worker_args = ["--workers", str(workers)] if workers > 1 else []
+    worker_args = ["--workers", str(workers)]  # serve defaults to one process per CPU
     subject = servers.start_ours(args.database_url, [*worker_args, *args.serve_arg])
     subject.label = f"ours ({workers} process{'es' if workers > 1 else ''}{', ' if args.serve_arg else ''}" \
                     f"{' '.join(args.serve_arg)})"

@@ -1,6 +1,8 @@
 """The vitals stream over a real /ws/ socket (and /api/vitals/): every action and error, whole envelopes."""
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import pytest
@@ -175,11 +177,15 @@ async def test_subscriptions_come_with_the_machinery(ws: Socket, ada: int) -> No
     """A second resource gets live changes from its trigger line alone; pushes dump like replies."""
     subscribed = await ws.request("subscribe", request_id="v", stream="vitals", filters={"kind": "spo2"})
     assert subscribed["response_status"] == 201
-    created = await ws.request("create", stream="vitals", data={
-        "patient": ada, "kind": "spo2", "value": 97, "unit": "%", "measured_at": "2026-11-28T08:00:00Z"})
-    assert created["response_status"] == 201 and created["data"]["value"] == 97.0
-    await ws.request("create", stream="vitals", data={
-        "patient": ada, "kind": "heart_rate", "value": 72, "unit": "bpm", "measured_at": "2026-11-28T08:00:00Z"})
-    pushed = await ws.receive()  # only the spo2 vital passes the filter
-    assert pushed == {"stream": "vitals", "payload": push(created["data"], "create", 200, "v")}
-    assert '"value": 97.0' in ws.last_text  # a float on the wire, as in the reply
+    measured = {"patient": ada, "unit": "%", "measured_at": "2026-11-28T08:00:00Z"}
+    # The heart rate commits first: were it pushed (it must not be: the filter), it would come first.
+    for request_id, kind, value in (("hr", "heart_rate", 72), ("spo2", "spo2", 97)):
+        await ws.send({"stream": "vitals", "payload": {"action": "create", "request_id": request_id,
+                                                       "data": {**measured, "kind": kind, "value": value}}})
+    texts = [(await ws.ws.receive(timeout=10)).data for _ in range(3)]  # two replies and one push, in any order
+    frames = [json.loads(text) for text in texts]
+    replies = {frame["payload"]["request_id"]: frame["payload"] for frame in frames if "cursor" not in frame["payload"]}
+    pushed = [frame for frame in frames if "cursor" in frame["payload"]]
+    assert sorted(replies) == ["hr", "spo2"] and replies["spo2"]["data"]["value"] == 97.0
+    assert pushed == [{"stream": "vitals", "payload": push(replies["spo2"]["data"], "create", 200, "v")}]
+    assert sum('"value": 97.0' in text for text in texts) == 2  # a float on the wire, in the push as in the reply

@@ -84,7 +84,7 @@ def form_nulls(data: Any, schema: Schema) -> Any:
 
 async def build_payload(request: web.Request, resource: Resource, action: str) -> dict[str, Any]:
     """The same payload a /ws/ frame would carry for this action."""
-    schema = resource.schema()
+    schema = resource.schema_instance
     if action == "list":
         return list_payload(request, schema)
     payload: dict[str, Any] = {}

@@ -14,7 +14,6 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
-from marshmallow import Schema
 
 from server.cursors import INVALID_CURSOR, Cursor, Snapshot
 from server.errors import ApiError, BadRequest
@@ -64,7 +63,6 @@ class Registry:
 
     def __init__(self, resources: Mapping[str, Resource]) -> None:
         self._resources = resources
-        self._schemas: dict[str, Schema] = {}
         # Dicts as ordered sets: pushes of one change go out in the order of subscribing.
         self._instances: dict[tuple[str, int], dict[Subscription, None]] = collections.defaultdict(dict)
         self._streams: dict[str, dict[Subscription, None]] = collections.defaultdict(dict)
@@ -87,8 +85,7 @@ class Registry:
         return self._instances[(sub.resource.name, sub.pk)]
 
     def push(self, resource: Resource, change: Change, cursor: Cursor) -> Push:
-        schema = self._schemas.get(resource.name) or self._schemas.setdefault(resource.name, resource.schema())
-        return Push(resource, schema, change, cursor)
+        return Push(resource, resource.schema_instance, change, cursor)
 
     def publish(self, change: Change, cursor: Cursor) -> None:
         """Offer a change to everyone watching its object or its stream."""

@@ -10,7 +10,6 @@ through PostgreSQL (LISTEN/NOTIFY), not between the processes.
 """
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import dataclasses
 import logging

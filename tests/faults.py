@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 
 from server.embedded import EmbeddedPostgres, start_embedded
+from tests.live import sql
 from tests.pg import migrate_url
 
 
@@ -33,14 +33,8 @@ class FaultyPostgres:
         again = start_embedded(self.base / "var")
         assert again.url == self.url and again.started_here
 
-    def query(self, sql: str, params: Any = None) -> list[tuple]:
-        connection = psycopg2.connect(self.url)
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchall() if cursor.description else []
-        finally:
-            connection.close()
+    def query(self, statement: str, params: Any = None) -> list[tuple]:
+        return sql(self.url, statement, params)
 
     def remove(self) -> None:
         self.embedded.started_here = True  # whoever started it last, this one stops it

@@ -6,14 +6,13 @@ import itertools
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
-from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.config import Config
 from server.keys import DB, SEALER
 from server.users import create_user, issue_token
-from tests.conftest import ADA, TEST_SECRET, Socket, error, ok, patient
+from tests.conftest import ADA, TEST_SECRET, Socket, error, ok
 from tests.faults import FaultyPostgres
 
 pytestmark = pytest.mark.embedded

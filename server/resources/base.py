@@ -120,7 +120,7 @@ async def write_row(call: Call, query: str, params: Mapping[str, Any],
     try:
         return await call.db.write(call.resource.query(query), params, call.user.id)
     except ReferenceViolation as exc:
-        for name, field in call.resource.schema().fields.items():
+        for name, field in call.resource.schema_instance.fields.items():
             # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).
             if isinstance(field, Related) and name in data and exc.constraint == f"{exc.table}_{name}_fkey":
                 raise BadRequest([{name: field.does_not_exist(data[name]).messages}]) from None

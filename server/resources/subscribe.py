@@ -43,7 +43,7 @@ def _may_watch(call: Call) -> None:
 def _stream_options(call: Call, payload: Mapping[str, Any]) -> tuple[tuple[FilterTerm, ...], Cursor | None]:
     """`filters` (as in list) and `since`; one 400 naming every bad option."""
     resource = call.resource
-    terms, problems = parse_filters(payload.get("filters"), resource.schema().fields, resource.filter_fields)
+    terms, problems = parse_filters(payload.get("filters"), resource.schema_instance.fields, resource.filter_fields)
     found = {"filters": problems} if problems else {}
     since = None
     if payload.get("since") is not None:

@@ -10,7 +10,6 @@ from marshmallow import ValidationError, fields
 
 UTC = dt.timezone.utc
 MAX_BIGINT = 2**63 - 1                      # PostgreSQL's bigint, the type of every id
-INTEGER_TEXT = re.compile(r"-?[0-9]{1,100}")  # longer is no id, and int() of it is slow
 
 BASE_MESSAGES = {
     "required": "This field is required.",
@@ -25,6 +24,17 @@ DATETIME_RE = re.compile(
     r"\s*(?P<tzinfo>Z|[+-]\d{2}(?::?\d{2})?)?$",
     re.ASCII,
 )
+
+
+def parse_integer(value: Any, digits: int = 19, signed: bool = True) -> int | None:
+    """The one integer parser of client input: an int (never a bool), or a string of at most
+    `digits` ASCII digits, `-` first when `signed` (no spaces, `+` or `_`, which int() takes); else None."""
+    if type(value) is int:
+        return value
+    if not isinstance(value, str) or not value.isascii():
+        return None
+    unsigned = value[1:] if signed and value.startswith("-") else value
+    return int(value) if unsigned.isdigit() and len(unsigned) <= digits else None
 
 
 def parse_datetime(text: str) -> dt.datetime | None:
@@ -215,7 +225,7 @@ class Related(fields.Field):
     Only the type is checked here. Whether the row exists is the database's answer, given
     while it writes (one round trip, no race with a concurrent delete): the table's foreign
     key must keep PostgreSQL's default name, `<table>_<field>_fkey`, so that a violation of
-    it is reported on this field with does_not_exist (server/resources/base.py).
+    it is reported on this field with does_not_exist (server/resources/crud.py).
     """
 
     default_error_messages = {
@@ -234,11 +244,8 @@ class Related(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         # An int or a string of digits, as DRF takes them. Departure: DRF truncates a float
         # (1.5 would link to row 1); here a float is the wrong type.
-        if type(value) is int:
-            number = value
-        elif isinstance(value, str) and INTEGER_TEXT.fullmatch(value):
-            number = int(value)
-        else:
+        number = parse_integer(value, digits=100)  # longer is no id, and int() of it is slow
+        if number is None:
             raise self.make_error("incorrect_type", data_type=type(value).__name__)
         if not -MAX_BIGINT - 1 <= number <= MAX_BIGINT:  # no row can have it
             raise self.does_not_exist(value)

@@ -1,4 +1,4 @@
 """`python -m server` runs the dashboard-server command line."""
-from server.cli import main
+from server.ops.cli import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""The application factory: state on AppKeys, the pool and the change listener in cleanup_ctx, routes."""
+"""The application factory: state on AppKeys, the pool, the change listener and the connections in cleanup_ctx, routes."""
 from __future__ import annotations
 
 import asyncio
@@ -8,26 +8,25 @@ import aiohttp_session
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from server.accounts.secret import Sealer, load_secret
+from server.accounts.sessions import session_storage
 from server.config import Config
-from server.dashboard import add_dashboard_routes
-from server.db import open_database
-from server.drain import close_websockets
-from server.health import setup_operations
-from server.keys import (CONFIG, DATABASE_URL, DB, LISTENER, OPENAPI, REPLYING, RESOURCES, SEALER,
-                         SOCKET_COUNTER, SUBSCRIPTIONS, WEBSOCKETS)
-from server.limits import SocketCounter
-from server.live import Listener
-from server.openapi import build_openapi, openapi_view
-from server.resources import RESOURCES as DECLARED_RESOURCES, check_queries
-from server.resources.base import Resource
-from server.rest import add_resource_routes, api_errors
-from server.rest_auth import add_auth_routes
-from server.secret import Sealer, load_secret
-from server.sessions import session_storage
-from server.sockets import credential_watch_ctx
-from server.sql import load_queries
-from server.subscriptions import Registry
-from server.ws import websocket_handler
+from server.live.listener import Listener
+from server.live.subscriptions import Registry
+from server.resources import RESOURCES as DECLARED_RESOURCES
+from server.resources import check_queries
+from server.resources.declaration import Resource
+from server.store.db import open_database
+from server.store.queries import load_queries
+from server.web.auth_api import add_auth_routes
+from server.web.connection import Connections
+from server.web.health import setup_operations
+from server.web.http import http_errors
+from server.web.keys import CONFIG, CONNECTIONS, DB, LISTENER, METRICS, OPENAPI, RESOURCES, SEALER, SUBSCRIPTIONS
+from server.web.openapi import build_openapi, openapi_view
+from server.web.page import add_page_routes
+from server.web.rest import add_resource_routes
+from server.web.ws import websocket_handler
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -40,7 +39,8 @@ class AccessLogger(AbstractAccessLogger):
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    app[DB] = await open_database(app[DATABASE_URL], load_queries(config.sql_dir),
+    assert config.database_url, "the embedded PostgreSQL is started before the app (server/ops/cli.py)"
+    app[DB] = await open_database(config.database_url, load_queries(config.sql_dir),
                                   minsize=config.db_pool_min, maxsize=config.db_pool_max,
                                   timeout=config.db_timeout_seconds)
     check_queries(tuple(app[RESOURCES].values()), app[DB].queries)
@@ -68,29 +68,38 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.wait(tasks)
 
 
-def create_app(config: Config, database_url: str,
-               resources: tuple[Resource, ...] = DECLARED_RESOURCES) -> web.Application:
+async def connections_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The open sockets and their credential re-check; after the pool, so stopped before it closes."""
+    app[CONNECTIONS] = connections = Connections(app[CONFIG], app[DB], app[RESOURCES], app[LISTENER],
+                                                 app[SUBSCRIPTIONS], app[METRICS])
+    async with connections.watching_credentials():
+        yield
+
+
+async def close_connections(app: web.Application) -> None:
+    await app[CONNECTIONS].close_all()  # each after its reply in flight, with 1001
+
+
+def create_app(config: Config, resources: tuple[Resource, ...] = DECLARED_RESOURCES,
+               metrics_dir: str | None = None) -> web.Application:
+    """`metrics_dir`: where the workers of `serve --workers N` share their metrics (server/ops/workers.py)."""
     secret = load_secret(config)
-    # api_errors is outermost, so the session middleware still sees (and saves) every answer.
-    app = web.Application(middlewares=[api_errors])
+    app = web.Application()
     aiohttp_session.setup(app, session_storage(config, secret))
+    app.middlewares.append(http_errors)  # inside the session middleware, which then sees every answer
     app[CONFIG] = config
-    app[DATABASE_URL] = database_url
     app[RESOURCES] = {resource.name: resource for resource in resources}
-    app[WEBSOCKETS] = {}
-    app[REPLYING] = {}
-    app[SOCKET_COUNTER] = SocketCounter(config.max_sockets, config.max_sockets_per_user)
     app[SEALER] = Sealer(secret)
     app[OPENAPI] = build_openapi(resources)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(live_ctx)
-    app.cleanup_ctx.append(credential_watch_ctx)  # after the pool: stopped before it closes
-    setup_operations(app)  # /healthz, /readyz, /metrics (server/health.py)
-    app.on_shutdown.append(close_websockets)
+    app.cleanup_ctx.append(connections_ctx)
+    setup_operations(app, metrics_dir)  # /healthz, /readyz, /metrics (server/web/health.py)
+    app.on_shutdown.append(close_connections)
     app.router.add_get("/ws/", websocket_handler)
     app.router.add_get("/ws", websocket_handler)
     add_resource_routes(app)
     add_auth_routes(app)
     app.router.add_get("/api/openapi.json", openapi_view)
-    add_dashboard_routes(app)
+    add_page_routes(app)
     return app

@@ -46,7 +46,7 @@ class Config:
     changes_retain_rows: int = 1_000_000  # ... and at most this many changes
     changes_prune_seconds: float = 60.0   # how often each process prunes the change log
     changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
-    # Limits (server/limits.py). Socket caps count per server process (per worker with --workers).
+    # Limits (server/web/limits.py). Socket caps count per server process (per worker with --workers).
     max_sockets: int = 10000              # open sockets in total; over: 503 before the upgrade
     max_sockets_per_user: int = 200       # open sockets of one user; over: 429 before the upgrade
     requests_per_second: float = 5000.0   # per socket, a token bucket refilled at this rate...

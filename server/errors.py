@@ -1,17 +1,31 @@
-"""The server's own errors: each carries the reply status and the protocol's exact text."""
+"""The server's own errors: each carries its status and the protocol's exact text, for both transports.
+
+Whatever raises them (an action, authentication, a limit, the database module), one mapping turns
+them into a reply: an envelope on /ws/ (server/web/connection.py), a DRF-shaped body on HTTP
+(server/web/http.py).
+"""
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Mapping
 
 
 class ApiError(Exception):
-    """An expected failure of a request; `errors` is the envelope's errors list."""
+    """An expected failure of a request; `errors` is the envelope's errors list.
+
+    `headers` only matter over HTTP (WWW-Authenticate, Allow, Retry-After, ...)."""
 
     status = 500
+    headers: Mapping[str, str] = {}
 
     def __init__(self, errors: list[Any]) -> None:
         super().__init__(errors)
         self.errors = errors
+
+    @property
+    def detail(self) -> Any:
+        """The first error: DRF's {"detail": ...} text, or a {field: messages} object."""
+        return self.errors[0] if self.errors else "Error"
 
 
 class BadRequest(ApiError):
@@ -27,40 +41,43 @@ class ReferenceViolation(BadRequest):
         self.constraint = constraint
 
 
+class Unauthorized(ApiError):
+    """No or bad credentials; over HTTP the 401 names the Token scheme, as DRF's does."""
+
+    status = 401
+    headers = {"WWW-Authenticate": "Token"}
+
+    def __init__(self, detail: str = "Authentication credentials were not provided.") -> None:
+        super().__init__([detail])
+
+
 class Forbidden(ApiError):
     status = 403
 
-    def __init__(self) -> None:
-        super().__init__(["You do not have permission to perform this action."])
+    def __init__(self, detail: str = "You do not have permission to perform this action.") -> None:
+        super().__init__([detail])
 
 
 class NotFound(ApiError):
     status = 404
 
-    def __init__(self) -> None:
-        super().__init__(["Not found"])
+    def __init__(self, detail: str = "Not found") -> None:
+        super().__init__([detail])
 
 
 class MethodNotAllowed(ApiError):
+    """`allow` is the HTTP Allow header (the methods a REST path serves), when there is one."""
+
     status = 405
+
+    def __init__(self, errors: list[Any], allow: str | None = None) -> None:
+        super().__init__(errors)
+        if allow is not None:
+            self.headers = {"Allow": allow}
 
 
 class Conflict(ApiError):
     status = 409
-
-
-class Unavailable(ApiError):
-    """The database cannot be reached; nothing was written."""
-
-    status = 503
-
-    def __init__(self) -> None:
-        super().__init__(["Service unavailable, try again."])
-
-
-def invalid(field: str, *messages: str) -> BadRequest:
-    """A 400 in DRF's shape: one object mapping the field to its messages."""
-    return BadRequest([{field: list(messages)}])
 
 
 class Gone(ApiError):
@@ -70,3 +87,53 @@ class Gone(ApiError):
 
     def __init__(self) -> None:
         super().__init__(["Cursor expired, list again."])
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class UpgradeRequired(ApiError):
+    """A plain HTTP request to /ws/."""
+
+    status = 426
+    headers = {"Upgrade": "websocket"}
+
+    def __init__(self) -> None:
+        super().__init__(["Use a WebSocket client."])
+
+
+class Throttled(ApiError):
+    """Over a rate limit; `wait` is whole seconds until the next attempt may pass (DRF's text)."""
+
+    status = 429
+
+    def __init__(self, wait: float) -> None:
+        self.wait = max(1, math.ceil(wait)) if math.isfinite(wait) else 86400
+        unit = "second" if self.wait == 1 else "seconds"
+        super().__init__([f"Request was throttled. Expected available in {self.wait} {unit}."])
+        self.headers = {"Retry-After": str(self.wait)}
+
+
+class TooManyConnections(ApiError):
+    """A socket cap reached before the upgrade: 503 for the process, 429 for one user."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__([detail])
+        self.status = status
+
+
+class InternalError(ApiError):
+    """An unexpected fault, already logged with its traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(["Internal server error"])
+
+
+class Unavailable(ApiError):
+    """The database cannot be reached; nothing was written."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(["Service unavailable, try again."])

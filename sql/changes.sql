@@ -1,8 +1,8 @@
 -- The change log (sql/migrations/0004_changes.sql): acting user, listener, replay, pruning, history.
--- Snapshots travel as pg_snapshot text ("xmin:xmax:xip,..."); see server/cursors.py.
+-- Snapshots travel as pg_snapshot text ("xmin:xmax:xip,..."); see server/live/cursors.py.
 
 -- name: acting_user
--- Sent in the same Query as a write (server/db.py): one implicit transaction, so the trigger
+-- Sent in the same Query as a write (server/store/db.py): one implicit transaction, so the trigger
 -- sees the user and the setting ends with the write.
 SELECT set_config('dashboard.user_id', %(dashboard_acting_user)s, true);
 

@@ -1,4 +1,4 @@
--- `dashboard-server import-django` (server/django_import.py). The source_* queries run on the
+-- `dashboard-server import-django` (server/accounts/django_import.py). The source_* queries run on the
 -- old stack's Django database; the others on ours, in one transaction. Every upsert changes a
 -- row only when the Django side differs, so a second run changes nothing.
 
@@ -12,7 +12,7 @@ SELECT username, password, is_active, is_staff, is_superuser FROM auth_user ORDE
 SELECT u.username, t.key FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id ORDER BY u.id;
 
 -- name: source_patients
--- {patients_table} is a quoted identifier (server/db.py quote_table), never client input.
+-- {patients_table} is a quoted identifier (server/store/db.py quote_table), never client input.
 SELECT id, first_name, last_name, admission_date, dismissal_date, created_at, updated_at
 FROM {patients_table} ORDER BY id;
 

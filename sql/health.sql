@@ -1,4 +1,4 @@
--- Readiness (server/health.py): does the database answer at all?
+-- Readiness (server/web/health.py): does the database answer at all?
 
 -- name: ping
 SELECT 1 AS ok;

@@ -1,4 +1,4 @@
--- Bookkeeping for `dashboard-server migrate` (server/migrate.py).
+-- Bookkeeping for `dashboard-server migrate` (server/store/migrate.py).
 
 -- name: create_table
 CREATE TABLE IF NOT EXISTS schema_migrations (

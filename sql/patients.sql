@@ -6,13 +6,13 @@ SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, cr
 FROM patients WHERE id = %(pk)s;
 
 -- name: retrieve_many
--- Optional: retrieves arriving together are answered by one query (server/batching.py).
+-- Optional: retrieves arriving together are answered by one query (server/store/batching.py).
 SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at
 FROM patients WHERE id = ANY(%(keys)s);
 
 -- name: list
 -- {where} and {order_by} are filled from the resource's declared filter fields
--- (server/listing.py); every value travels as a parameter. The count is a scalar subquery
+-- (server/resources/listing.py); every value travels as a parameter. The count is a scalar subquery
 -- (same statement, same snapshot): count(*) OVER () would materialize every matching row
 -- for each page, twice the work for a 50-row page of 1,000 (docs/benchmarks.md).
 SELECT id, first_name, last_name, admission_date, dismissal_date, updated_at, created_at,

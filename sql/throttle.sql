@@ -1,4 +1,4 @@
--- Failed-login throttle (server/throttle.py). Subjects are SHA-256 digests of
+-- Failed-login throttle (server/accounts/throttle.py). Subjects are SHA-256 digests of
 -- "user:<name>" and "addr:<client address>".
 
 -- name: record

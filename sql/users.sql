@@ -1,4 +1,4 @@
--- Accounts, tokens and login sessions (server/users.py, server/sessions.py).
+-- Accounts, tokens and login sessions (server/accounts/users.py, server/accounts/sessions.py).
 
 -- name: create
 INSERT INTO users (username, password, role) VALUES (%(username)s, %(password)s, %(role)s)
@@ -58,7 +58,7 @@ WHERE s.digest = %(digest)s AND s.expires_at > now();
 
 -- name: live_credentials
 -- Which of these token or session digests still stand for an active user (the
--- periodic check of open sockets, server/sockets.py).
+-- periodic check of open sockets, server/web/connection.py).
 SELECT t.digest FROM tokens t JOIN users u ON u.id = t.user_id
 WHERE u.is_active AND t.digest = ANY(%(digests)s)
 UNION ALL

@@ -7,7 +7,7 @@ FROM vitals WHERE id = %(pk)s;
 
 -- name: list
 -- {where} and {order_by} are filled from the resource's declared filter fields
--- (server/listing.py); every value travels as a parameter.
+-- (server/resources/listing.py); every value travels as a parameter.
 SELECT id, patient, kind, value, unit, measured_at, created_at,
        count(*) OVER () AS total_count
 FROM vitals WHERE {where} ORDER BY {order_by}

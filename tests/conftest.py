@@ -1,19 +1,22 @@
 """Fixtures: a real PostgreSQL (a fresh migrated database per test), a real server socket, clients."""
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, settings
+from prometheus_client.parser import text_string_to_metric_families
 
+from server.accounts.users import create_user, issue_token
 from server.app import AccessLogger, create_app
 from server.config import Config
-from server.keys import DATABASE_URL, DB, SEALER
-from server.users import create_user, issue_token
+from server.web.keys import DB, SEALER
 from tests.pg import cloned_database, server_url, template_database
 
 # Generated-input tests (tests/README.md): a bounded run by default, a long campaign on request.
@@ -55,16 +58,16 @@ def config() -> Config:
 
 @pytest.fixture
 async def app(config: Config, database_url: str) -> web.Application:
-    return create_app(config, database_url)
+    return create_app(dataclasses.replace(config, database_url=database_url))
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
+async def client(aiohttp_client: Any, app: web.Application, database_url: str) -> TestClient:
     # The server's own access logger, so tests see exactly what production logs.
     server = TestServer(app)
     await server.start_server(access_log_class=AccessLogger)
     test_client = await aiohttp_client(server)
-    test_client.app_database_url = app[DATABASE_URL]
+    test_client.app_database_url = database_url
     return test_client
 
 
@@ -162,3 +165,27 @@ def token_for() -> Any:
         await create_user(client.app[DB], username, None, role)
         return await issue_token(client.app[DB], username, client.app[SEALER])
     return make
+
+
+async def scrape(client: TestClient, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}, parsed by prometheus_client."""
+    response = await client.get("/metrics", headers=headers)
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(await response.text()) for sample in family.samples}
+
+
+def value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def sockets_open(client: TestClient) -> float:
+    """dashboard_websockets_open once the server has finished with every socket that closed
+    (a closing handler finishes on its own schedule: bounded wait)."""
+    for _ in range(200):
+        count = value(await scrape(client), "dashboard_websockets_open")
+        if not count:
+            return count
+        await asyncio.sleep(0.05)
+    return count

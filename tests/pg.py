@@ -14,9 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 
 from server.config import PROJECT_DIR
-from server.db import open_database
-from server.migrate import migrate
-from server.sql import load_queries
+from server.store.db import open_database
+from server.store.migrate import migrate
+from server.store.queries import load_queries
 
 SQL_DIR = PROJECT_DIR / "sql"
 
@@ -51,7 +51,7 @@ def server_url() -> Iterator[str]:
     if os.environ.get("DASHBOARD_DATABASE_URL"):
         yield os.environ["DASHBOARD_DATABASE_URL"]
         return
-    from server.embedded import start_embedded
+    from server.store.embedded import start_embedded
 
     # 0755 and under /tmp, so that as root the cluster lives right here, not in /var/lib.
     base = Path(tempfile.mkdtemp(prefix="dashboard-test-"))

@@ -1,4 +1,12 @@
-"""`python -m server serve` as a real child process, its log read line by line while it runs."""
+"""`python -m server serve` as a real child process: the one launcher of our server for tests/ and scripts/bench.
+
+The command line, the environment, the port and "wait until it serves" are here once; two ways to run it:
+`ServerProcess` (asyncio, its output read line by line while it runs: the tests) and `ServerPopen`
+(subprocess.Popen, its output to a file: the benchmark, scripts/benchmark/servers.py).
+
+The benchmark imports this module without the test extra: nothing here may import pytest or hypothesis,
+or tests.conftest at import time (it imports both); the test-only helpers import TEST_SECRET when called.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +14,16 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import aiohttp
 
-from tests.conftest import TEST_SECRET
+
+class NotServing(AssertionError):
+    """The server exited, or did not serve in time (an AssertionError: in a test, a plain failure)."""
 
 
 def free_port() -> int:
@@ -20,8 +32,49 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def server_command(*args: str) -> list[str]:
+    """`python -m server ARGS` with this interpreter (`serve`, `migrate`, `token`, ...)."""
+    return [sys.executable, "-m", "server", *args]
+
+
+def serve_command(port: int, *args: str) -> list[str]:
+    return server_command("serve", "--port", str(port), *args)
+
+
+def server_environment(database_url: str | None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, DASHBOARD_DATABASE_URL = database_url (None: unset, the embedded cluster), env."""
+    environment = {key: value for key, value in os.environ.items() if key != "DASHBOARD_DATABASE_URL"}
+    if database_url:
+        environment["DASHBOARD_DATABASE_URL"] = database_url
+    return {**environment, **(env or {})}
+
+
+async def wait_until_serving(port: int, exit_code: Callable[[], int | None], log: Callable[[], str],
+                             session: aiohttp.ClientSession | None = None, timeout: float = 30) -> None:
+    """Until GET /readyz answers 200 (from one worker if there are several: the port is then open).
+
+    exit_code() is None while the server runs; log() is what to show when it exits first or times out."""
+    if session is None:
+        async with aiohttp.ClientSession() as own:
+            return await wait_until_serving(port, exit_code, log, own, timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            while (code := exit_code()) is None:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise NotServing(f"server on port {port} not serving within {timeout:g} s:\n{log()}") from None
+    raise NotServing(f"server exited with {code}:\n{log()}")
+
+
 class ServerProcess:
-    """A running server; `lines` is its stderr so far, `next_line()` waits for a matching new one."""
+    """A running server (asyncio); `lines` is its output so far (stderr, and stdout merged into it, as
+    ServerPopen's file), `next_line()` waits for a matching new one."""
 
     def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
         self.process = process
@@ -33,12 +86,14 @@ class ServerProcess:
 
     @classmethod
     async def start(cls, database_url: str, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        """`serve --port P ARGS` on database_url with the tests' fixed secret (env overrides either)."""
+        from tests.conftest import TEST_SECRET  # here, not at the top: see the module's docstring
+
         port = free_port()
-        environment = {**os.environ, "DASHBOARD_DATABASE_URL": database_url, "DASHBOARD_SESSION_KEY": TEST_SECRET,
-                       **(env or {})}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "serve", "--port", str(port), *args,
-            env=environment, stderr=asyncio.subprocess.PIPE)
+            *serve_command(port, *args),
+            env=server_environment(database_url, {"DASHBOARD_SESSION_KEY": TEST_SECRET, **(env or {})}),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         return cls(process, port)
 
     @property
@@ -50,8 +105,8 @@ class ServerProcess:
         return "\n".join(self.lines)
 
     async def _collect(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
             self.lines.append(raw.decode(errors="replace").rstrip("\n"))
             self._grew.set()
         self._grew.set()
@@ -73,17 +128,7 @@ class ServerProcess:
 
     async def wait_serving(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
         """Until /readyz answers 200 (every worker up or not, the port is then open)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                if self.process.returncode is not None:
-                    raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log}")
-                try:
-                    async with session.get(f"{self.http}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
+        await wait_until_serving(self.port, lambda: self.process.returncode, lambda: self.log, session, timeout)
 
     async def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Send one signal; the exit status."""
@@ -106,6 +151,39 @@ class ServerProcess:
             self._reader.cancel()
 
 
+class ServerPopen:
+    """A running server (no event loop needed), its stdout and stderr in the file `log_path`; the caller stops it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+
+    @classmethod
+    def start(cls, database_url: str | None, *args: str, log_path: Path, env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> ServerPopen:
+        """`serve --port P ARGS` on database_url (None: the embedded cluster), env over this process's environment."""
+        port = free_port()
+        with log_path.open("wb") as output:  # the child has its own copy of the descriptor
+            process = subprocess.Popen(serve_command(port, *args), env=server_environment(database_url, env),
+                                       cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        return cls(process, port, log_path)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_serving(self, timeout: float = 90) -> None:
+        """Until /readyz answers 200; NotServing (with the log's end) if it exits first or takes longer."""
+        asyncio.run(wait_until_serving(self.port, self.process.poll, lambda: self.log[-2000:], timeout=timeout))
+
+
+# Test-only helpers (they use the tests' fixed secret).
+
 async def ws_request(ws: Any, action: str, request_id: Any = 1, **keys: Any) -> dict[str, Any]:
     await ws.send_json({"stream": "patients", "payload": {"action": action, "request_id": request_id, **keys}})
     reply = await ws.receive_json(timeout=10)
@@ -114,11 +192,12 @@ async def ws_request(ws: Any, action: str, request_id: Any = 1, **keys: Any) -> 
 
 async def make_token(database_url: str, username: str = "nurse") -> str:
     """A user and its token, made through the server's own code (no subprocess: faster)."""
+    from server.accounts.secret import Sealer, load_secret
+    from server.accounts.users import create_user, issue_token
     from server.config import PROJECT_DIR, Config
-    from server.db import open_database
-    from server.secret import Sealer, load_secret
-    from server.sql import load_queries
-    from server.users import create_user, issue_token
+    from server.store.db import open_database
+    from server.store.queries import load_queries
+    from tests.conftest import TEST_SECRET
 
     db = await open_database(database_url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1)
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server.keys import DB
+from server.web.keys import DB
 from tests.conftest import Socket, create, error, ok
 
 

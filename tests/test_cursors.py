@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.cursors import Cursor, Snapshot
+from server.live.cursors import Cursor, Snapshot
 
 
 def test_a_snapshot_sees_what_had_committed() -> None:

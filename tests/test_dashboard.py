@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.dashboard import STATIC_DIR
+from server.web.page import STATIC_DIR
 
 PAGE_FILES = ("app.js", "socket.js", "ward.js", "style.css")
 
@@ -46,6 +46,6 @@ async def test_the_page_needs_nothing_from_elsewhere() -> None:
 
 
 async def test_unknown_static_files_are_404_and_no_listing(client) -> None:
-    for path in ("/static/missing.js", "/static/", "/static/../server/auth.py"):
+    for path in ("/static/missing.js", "/static/", "/static/../server/web/authenticate.py"):
         async with client.get(path) as response:
             assert response.status in (403, 404), path

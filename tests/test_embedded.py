@@ -1,4 +1,4 @@
-"""Tests for server.embedded: an embedded PostgreSQL started from pgserver's binaries."""
+"""Tests for server.store.embedded: an embedded PostgreSQL started from pgserver's binaries."""
 from __future__ import annotations
 
 import importlib.util
@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.embedded, pytest.mark.skipif(
     reason="pgserver's PostgreSQL binaries are not available",
 )]
 
-from server import embedded  # noqa: E402
-from server.embedded import EmbeddedError, start_embedded  # noqa: E402
+from server.store import pginstall  # noqa: E402
+from server.store.embedded import STOP_MODES, EmbeddedError, start_embedded  # noqa: E402
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def cleanup() -> Iterator[Callable[[Path], Path]]:
         link = data_dir / "pgdata"
         if link.is_symlink():
             home = link.resolve().parent
-            if home.parent == embedded.SHARED_DIR:
+            if home.parent == pginstall.SHARED_DIR:
                 shutil.rmtree(home, ignore_errors=True)
 
 
@@ -144,7 +144,7 @@ def test_start_in_closed_dir_changes_no_existing_modes(tmp_path: Path, cleanup) 
         assert (data_dir / "pgdata" / "PG_VERSION").exists()
         if os.geteuid() == 0:  # closed dir: cluster must live in the shared dir, linked from data_dir
             assert (data_dir / "pgdata").is_symlink()
-            assert (data_dir / "pgdata").resolve().parent.parent == embedded.SHARED_DIR
+            assert (data_dir / "pgdata").resolve().parent.parent == pginstall.SHARED_DIR
     finally:
         pg.stop()
     assert _snapshot(watched) == before
@@ -192,6 +192,21 @@ def test_reuse_restart_persistence_and_stale_pid(open_dir: Path, cleanup) -> Non
         after_stale.stop()
 
 
+def test_each_stop_mode_stops_and_only_the_latest_start_stops(open_dir: Path, cleanup) -> None:
+    data_dir = cleanup(open_dir / "data")
+    handles = []
+    for mode in STOP_MODES:
+        handles.append(start_embedded(data_dir))
+        assert handles[-1].started_here
+        for old in handles[:-1]:
+            old.stop()  # stopped once already: a no-op, though the cluster runs again
+        assert _query(handles[-1].url, "select 1") == [(1,)]
+        with pytest.raises(ValueError, match="stop mode"):
+            handles[-1].stop("kill")
+        handles[-1].stop(mode)
+        assert _postmaster_pid(data_dir) is None
+
+
 def test_long_path_uses_temp_socket_dir(open_dir: Path, cleanup) -> None:
     data_dir = open_dir / ("d" * 60) / ("e" * 60)
     data_dir.parent.mkdir(mode=0o755)
@@ -221,7 +236,7 @@ def test_dangling_pgdata_link_is_an_error(open_dir: Path) -> None:
 _CHILD = """
 import json, sys
 from pathlib import Path
-from server.embedded import start_embedded
+from server.store.embedded import start_embedded
 pg = start_embedded(Path(sys.argv[1]))
 print(json.dumps({"url": pg.url, "started_here": pg.started_here, "uid": Path(sys.argv[1], "pgdata").stat().st_uid}), flush=True)
 sys.stdin.readline()
@@ -280,15 +295,18 @@ def test_normal_user_runs_postgres_as_itself(open_dir: Path, cleanup) -> None:
 
 @ROOT_ONLY
 def test_unreachable_binaries_are_copied(tmp_path: Path, open_dir: Path, cleanup, monkeypatch) -> None:
-    # Simulate a venv under a 0700 directory (like /root) by copying pgserver's files into tmp_path.
+    # Simulate a venv under a 0700 directory (like /root): a copy of pgserver's files in tmp_path, first on sys.path.
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     src = closed / "pgserver" / "pginstall"
     for sub in ("bin", "lib", "share"):
         shutil.copytree(_PGINSTALL / sub, src / sub, symlinks=True)
+    (closed / "pgserver" / "__init__.py").touch()
     shutil.copytree(_PGINSTALL.parent.parent / "pgserver.libs", closed / "pgserver.libs")
-    monkeypatch.setattr(embedded, "_pgserver_install", lambda: (src, closed / "pgserver.libs"))
-    monkeypatch.setattr(embedded, "SHARED_DIR", open_dir / "shared")
+    monkeypatch.syspath_prepend(str(closed))
+    monkeypatch.delitem(sys.modules, "pgserver", raising=False)  # else find_spec answers from the imported one
+    monkeypatch.setattr(pginstall, "SHARED_DIR", open_dir / "shared")
+    assert pginstall.pgserver_install() == (src.resolve(), (closed / "pgserver.libs").resolve())
     closed_mode = closed.stat().st_mode
 
     data_dir = cleanup(open_dir / "data")

@@ -107,7 +107,7 @@ async def test_database_outage_gives_503_then_recovers(ws: Socket, pg_server: st
 async def test_unexpected_fault_is_a_500_logged_with_traceback(ws: Socket, database_url: str,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     admin(database_url, "ALTER TABLE patients RENAME COLUMN last_name TO surname")
-    with caplog.at_level(logging.ERROR, logger="server.ws"):
+    with caplog.at_level(logging.ERROR, logger="server.resources.dispatch"):
         assert await ws.request("list", request_id=3) == error(["Internal server error"], "list", 500, 3)
     assert "Traceback" in caplog.text and "UndefinedColumn" in caplog.text
     assert await ws.request("explode") == error(['Method "explode" not allowed.'], "explode", 405)

@@ -1,6 +1,8 @@
 """Database faults on a PostgreSQL of their own: stopped, killed mid-write, restarted under a running server."""
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import itertools
 from typing import Any, AsyncIterator, Iterator
@@ -8,10 +10,10 @@ from typing import Any, AsyncIterator, Iterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from server.accounts.users import create_user, issue_token
 from server.app import create_app
 from server.config import Config
-from server.keys import DB, SEALER
-from server.users import create_user, issue_token
+from server.web.keys import DB, SEALER
 from tests.conftest import ADA, TEST_SECRET, Socket, error, ok
 from tests.faults import FaultyPostgres
 
@@ -34,7 +36,7 @@ def faulty() -> Iterator[FaultyPostgres]:
 async def fault_client(aiohttp_client: Any, faulty: FaultyPostgres) -> AsyncIterator[TestClient]:
     faulty.query("TRUNCATE patients, users RESTART IDENTITY CASCADE")
     config = Config(session_key=TEST_SECRET, db_timeout_seconds=3.0, db_pool_max=8)
-    client = await aiohttp_client(TestServer(create_app(config, faulty.url)))
+    client = await aiohttp_client(TestServer(create_app(dataclasses.replace(config, database_url=faulty.url))))
     await create_user(client.app[DB], "nurse", None)
     client.token = await issue_token(client.app[DB], "nurse", client.app[SEALER])
     yield client

@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError
 
 from schemas.fields import Choice, Float, Related
 from server.errors import BadRequest
-from server.listing import operators, parse_list_options
+from server.resources.listing import operators, parse_list_options
 
 
 class Reading(Schema):

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from schemas.patients import PatientSchema
-from server.listing import filters_match, parse_filters
+from server.live.pushes import snapshot_row
+from server.live.filters import filters_match
+from server.resources.listing import parse_filters
 from server.resources.patients import FIELDS
-from server.pushes import snapshot_row
 from tests.conftest import Socket, create
 from tests.live import sql
 

@@ -11,7 +11,8 @@ import psycopg2
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.app import create_app
 from server.config import Config
@@ -121,7 +122,7 @@ class Fuzzer:
 
 @pytest.fixture
 async def fuzzer(aiohttp_client: Any, config: Config, database_url: str, token_for: Any) -> Fuzzer:
-    client = await aiohttp_client(create_app(dataclasses.replace(config, max_frame_bytes=MAX_FRAME), database_url))
+    client = await aiohttp_client(create_app(dataclasses.replace(config, max_frame_bytes=MAX_FRAME, database_url=database_url)))
     client.app_database_url = database_url
     fuzzer = Fuzzer(client, await token_for(client))
     await fuzzer.connect()

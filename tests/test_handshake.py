@@ -63,8 +63,8 @@ async def test_accepted_credentials(client, token: str, how: str) -> None:
 
 
 async def test_a_new_token_revokes_the_old_one(client, token: str, token_for) -> None:
-    from server.keys import DB, SEALER
-    from server.users import issue_token
+    from server.accounts.users import issue_token
+    from server.web.keys import DB, SEALER
 
     newer = await issue_token(client.app[DB], "nurse", client.app[SEALER])
     assert await refused(client, f"/ws/?token={token}") == (401, INVALID)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,24 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client.parser import text_string_to_metric_families
 
 from server.app import AccessLogger, create_app
 from server.config import Config
-from tests.conftest import TEST_SECRET, Socket, create
-
-
-async def scrape(client: TestClient, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics as {(name, sorted labels): value}, parsed by prometheus_client."""
-    response = await client.get("/metrics", headers=headers)
-    assert response.status == 200, await response.text()
-    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(await response.text()) for sample in family.samples}
-
-
-def value(samples: dict[Any, float], name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.conftest import TEST_SECRET, Socket, create, scrape, value
 
 
 async def test_healthz_and_readyz_say_nothing_else(client: TestClient) -> None:
@@ -76,25 +61,25 @@ async def test_metrics_only_for_the_allowed_networks(client: TestClient) -> None
 
 async def test_metrics_allow_list_is_configurable(aiohttp_client: Any, database_url: str) -> None:
     for allow, status in (("", 404), ("10.0.0.0/8", 404), ("127.0.0.0/8", 200)):
-        server = TestServer(create_app(Config(metrics_allow=allow, session_key=TEST_SECRET), database_url))
+        server = TestServer(create_app(Config(metrics_allow=allow, session_key=TEST_SECRET, database_url=database_url)))
         await server.start_server(access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         assert (await client.get("/metrics")).status == status
         await client.close()
     with pytest.raises(ValueError):
-        create_app(Config(metrics_allow="not-a-network", session_key=TEST_SECRET), database_url)
+        create_app(Config(metrics_allow="not-a-network", session_key=TEST_SECRET, database_url=database_url))
 
 
 @pytest.mark.embedded
 async def test_readyz_follows_the_database(aiohttp_client: Any) -> None:
     """A PostgreSQL of its own, stopped and started again under a serving app."""
-    from server.embedded import start_embedded
+    from server.store.embedded import start_embedded
 
     base = Path(tempfile.mkdtemp(prefix="dashboard-readyz-"))
     base.chmod(0o755)  # as root, the cluster's system user must reach it
     embedded = start_embedded(base / "var")
     try:
-        server = TestServer(create_app(Config(db_timeout_seconds=2.0, session_key=TEST_SECRET), embedded.url))
+        server = TestServer(create_app(Config(db_timeout_seconds=2.0, session_key=TEST_SECRET, database_url=embedded.url)))
         await server.start_server(access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         assert (await client.get("/readyz")).status == 200

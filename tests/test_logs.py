@@ -7,7 +7,7 @@ import re
 import aiohttp
 import pytest
 
-from server.logs import redact
+from server.ops.logs import redact
 from tests.processes import ServerProcess, make_token, ws_request
 
 

@@ -19,8 +19,14 @@ import re
 import pytest
 
 from server.config import PROJECT_DIR
-from tests.test_docs_protocol import Block, Stage, fenced_blocks, parse_block, replay_frames
-from tests.test_docs_protocol import stage  # noqa: F401  (the fixture that starts a server per session)
+from tests.test_docs_protocol import (
+    Block,
+    Stage,
+    fenced_blocks,
+    parse_block,
+    replay_frames,
+    stage,  # noqa: F401  (the fixture that starts a server per session)
+)
 
 DOC = PROJECT_DIR / "docs" / "new-stream.md"
 OPENING = re.compile(r"^ *(`{3,}|~{3,})\s*(\S*)(.*)$")

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.notify import notify, watchdog_interval
+from server.ops.notify import notify, watchdog_interval
 from tests.processes import ServerProcess
 
 

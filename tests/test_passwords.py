@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.passwords import check_password, hash_password, needs_upgrade
+from server.accounts.passwords import check_password, hash_password, needs_upgrade
 
 
 def test_a_real_django_5_2_hash_with_its_default_1_000_000_rounds() -> None:

@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 from aiohttp import WSMsgType
 
+from server.accounts.users import create_user, deactivate, issue_token, set_password
 from server.config import Config
-from server.keys import DB, SEALER
-from server.users import create_user, deactivate, issue_token, set_password
+from server.web.keys import DB, SEALER
 from tests.conftest import ADA, ANY_ID, Socket, create, error, ok
 from tests.test_rest import call
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from server.accounts.secret import Sealer, SecretError, load_secret
 from server.config import Config, load_config
-from server.secret import Sealer, SecretError, load_secret
 
 
 def test_generated_once_into_the_data_directory_with_mode_0600(tmp_path: Path) -> None:

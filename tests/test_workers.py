@@ -20,7 +20,7 @@ async def open_sockets(server: ServerProcess, session: aiohttp.ClientSession, to
     sockets = []
     for _ in range(SOCKETS):
         ws = await session.ws_connect(f"{server.http}/ws/?token={token}")
-        opened = await server.next_line(r"\[(\d+)\] server\.ws: ws \d+ open")
+        opened = await server.next_line(r"\[(\d+)\] server\.web\.connection: ws \d+ open")
         sockets.append((int(opened.group(1)), ws))
     return sockets
 
@@ -37,7 +37,7 @@ async def test_two_workers_serve_one_port_and_one_database(database_url: str) ->
     server = await ServerProcess.start(database_url, "--workers", "2")
     try:
         async with aiohttp.ClientSession() as session:
-            await server.next_line(r"server\.workers: 2 workers serving")
+            await server.next_line(r"server\.ops\.workers: 2 workers serving")
             sockets = await open_sockets(server, session, token)
             by_worker: dict[int, list] = {}
             for pid, ws in sockets:
@@ -77,7 +77,7 @@ async def test_sigterm_closes_every_workers_sockets_with_1001(database_url: str)
     server = await ServerProcess.start(database_url, "--workers", "2")
     try:
         async with aiohttp.ClientSession() as session:
-            await server.next_line(r"server\.workers: 2 workers serving")
+            await server.next_line(r"server\.ops\.workers: 2 workers serving")
             sockets = await open_sockets(server, session, token)
             assert len({pid for pid, _ in sockets}) == 2
             server.process.send_signal(signal.SIGTERM)

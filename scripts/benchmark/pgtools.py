@@ -34,7 +34,7 @@ def psql(url: str, sql: str) -> str:
 
 def embedded_url(data_dir: Path) -> str:
     """The running embedded cluster's URL (it is already up: this never starts or stops it)."""
-    from server.embedded import start_embedded
+    from server.store.embedded import start_embedded
 
     return start_embedded(data_dir).url
 

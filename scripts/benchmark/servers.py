@@ -4,17 +4,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmark import pgtools
 from benchmark.load import Target
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Ours is started by the launcher the tests use (tests/processes.py: no pytest needed); tests/ is a package of PROJECT.
+sys.path.insert(0, str(PROJECT))
+from tests.processes import ServerPopen, free_port, server_command, server_environment  # noqa: E402
+
 # The old stack's scripts; BENCH_PEER_HOME overrides (e.g. from a clone that is not beside shared/).
 PEER_HOME = Path(os.environ.get("BENCH_PEER_HOME") or PROJECT / ".." / "shared" / "peer-django").resolve()
 SEED_SQL = """
@@ -52,28 +54,8 @@ class Managed:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited during start-up:\n{log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server did not listen on {port} within {seconds:.0f} s")
-
-
 def _cli(env: dict[str, str], *args: str, stdin: int | None = subprocess.DEVNULL) -> str:
-    done = subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=PROJECT, stdin=stdin,
-                          capture_output=True, text=True)
+    done = subprocess.run(server_command(*args), env=env, cwd=PROJECT, stdin=stdin, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"dashboard-server {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout.strip()
@@ -83,24 +65,19 @@ def start_ours(database_url: str | None, serve_args: list[str]) -> Managed:
     """migrate, createuser, token, serve on a free port; embedded PostgreSQL in a temporary directory."""
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench."))
     workdir.chmod(0o755)  # the embedded cluster's system user must reach it when we are root
-    env = {**os.environ, "DASHBOARD_DATA_DIR": str(workdir / "var"),
-           # One bench user opens thousands of sockets: lift the per-user cap (default 200) for it.
-           "DASHBOARD_MAX_SOCKETS_PER_USER": "100000", "DASHBOARD_MAX_SOCKETS": "100000"}
-    env.pop("DASHBOARD_DATABASE_URL", None)
-    if database_url:
-        env["DASHBOARD_DATABASE_URL"] = database_url
+    settings = {"DASHBOARD_DATA_DIR": str(workdir / "var"),
+                # One bench user opens thousands of sockets: lift the per-user cap (default 200) for it.
+                "DASHBOARD_MAX_SOCKETS_PER_USER": "100000", "DASHBOARD_MAX_SOCKETS": "100000"}
+    env = server_environment(database_url, settings)
     _cli(env, "migrate")
     user = f"bench{os.getpid()}"
     _cli(env, "createuser", user)
     token = _cli(env, "token", user)
-    port = free_port()
-    log = workdir / "server.log"
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), *serve_args],
-                               env=env, cwd=PROJECT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    managed = Managed("ours", Target("127.0.0.1", port, token), process.pid, None, process=process,
-                      workdir=workdir)
+    server = ServerPopen.start(database_url, *serve_args, env=settings, cwd=PROJECT, log_path=workdir / "server.log")
+    managed = Managed("ours", Target("127.0.0.1", server.port, token), server.process.pid, None,
+                      process=server.process, workdir=workdir)
     try:
-        wait_for_port(port, process, log)
+        server.wait_serving(timeout=90)
         managed.database_url = database_url or pgtools.embedded_url(workdir / "var")
         managed.db_pid = None if database_url else pgtools.postmaster_pid(workdir / "var" / "pgdata")
     except BaseException:

@@ -1,10 +1,13 @@
-"""The registry of resources: each one served as a /ws/ stream (and later under /api/)."""
+"""The registry of resources: each one served as a /ws/ stream and under /api/."""
 from __future__ import annotations
 
 from typing import Mapping
 
-from server.resources.base import QUERIES_FOR, Resource
+from server.resources.crud import QUERIES_FOR
+from server.resources.declaration import Resource
 from server.resources.subscribe import ACTIONS
+
+# isort: split
 from server.resources.patients import patients
 from server.resources.vitals import vitals
 

@@ -5,7 +5,7 @@
          "action": "retrieve", "response_status": 200, "request_id": 7}}
 """
 from schemas.patients import PatientSchema
-from server.resources.base import CRUD_PERMISSIONS, Resource
+from server.resources.declaration import CRUD_PERMISSIONS, Resource
 from server.resources.subscribe import ACTIONS
 
 FIELDS = ("id", "first_name", "last_name", "admission_date", "dismissal_date", "updated_at", "created_at")

@@ -10,19 +10,18 @@ again replaces that subscription; unsubscribing one request_id leaves the others
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from server.cursors import INVALID_CURSOR, Cursor
 from server.errors import BadRequest, Forbidden, Gone, MethodNotAllowed, NotFound
-from server.listing import FilterTerm, parse_filters
-from server.resources.base import CRUD, Call, Handler, Reply, lookup_pk, permitted
+from server.live.cursors import INVALID_CURSOR, Cursor
+from server.live.filters import FilterTerm
+from server.live.subscriptions import SocketSubscriptions
+from server.resources.crud import CRUD, lookup_pk
+from server.resources.declaration import Call, Handler, Reply
+from server.resources.listing import parse_filters
 
-if TYPE_CHECKING:
-    from server.subscriptions import LiveClient
 
-
-
-def _live(call: Call, payload: Mapping[str, Any]) -> LiveClient:
+def _live(call: Call, payload: Mapping[str, Any]) -> SocketSubscriptions:
     if call.live is None:  # a transport without pushes (HTTP) does not offer these actions
         raise MethodNotAllowed([f'Method "{payload.get("action")}" not allowed.'])
     return call.live
@@ -36,7 +35,7 @@ def _request_id(payload: Mapping[str, Any]) -> Any:
 
 def _may_watch(call: Call) -> None:
     """Pushes carry objects, so watching needs the permission to retrieve them."""
-    if not permitted(call.resource, call.user, "retrieve"):
+    if not call.resource.allows(call.user, "retrieve"):
         raise Forbidden()
 
 

@@ -5,7 +5,7 @@
          "action": "list", "response_status": 200, "request_id": 1}}
 """
 from schemas.vitals import VitalSchema
-from server.resources.base import CRUD_PERMISSIONS, Resource
+from server.resources.declaration import CRUD_PERMISSIONS, Resource
 from server.resources.subscribe import ACTIONS
 
 vitals = Resource(

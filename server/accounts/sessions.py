@@ -1,0 +1,55 @@
+"""Login sessions: an encrypted aiohttp-session cookie carrying a random key, checked in login_sessions."""
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from server.accounts.secret import digest, subkey
+from server.accounts.users import User
+from server.config import Config
+from server.store.db import Database
+
+COOKIE_NAME = "dashboard_session"
+KEY_FIELD = "key"
+
+
+def session_storage(config: Config, secret: bytes) -> EncryptedCookieStorage:
+    # Lax keeps the cookie off cross-site POSTs and sub-requests; httponly keeps it from scripts.
+    return EncryptedCookieStorage(subkey(secret, "session-cookie"), cookie_name=COOKIE_NAME,
+                                  httponly=True, samesite="Lax", secure=config.session_cookie_secure,
+                                  max_age=config.session_max_age_seconds)
+
+
+async def session_key(request: web.Request) -> str | None:
+    """The key inside the request's session cookie (not yet checked against the database)."""
+    key = (await get_session(request)).get(KEY_FIELD)
+    return key if isinstance(key, str) and key else None
+
+
+async def user_for_session(db: Database, key: str) -> User | None:
+    row = await db.fetch_one("users.by_session_digest", {"digest": digest(key)})
+    return None if row is None else User(**row)
+
+
+async def start_session(request: web.Request, db: Database, user: User, max_age: int) -> None:
+    """Log the user in with a brand-new session: the old one (if any) ends, nothing carries over,
+    so a session planted before login is worth nothing after it (no session fixation)."""
+    old_key = await session_key(request)
+    if old_key is not None:
+        await db.execute("users.end_session", {"digest": digest(old_key)})
+    await db.execute("users.prune_sessions")
+    key = secrets.token_urlsafe(32)
+    await db.execute("users.start_session", {"digest": digest(key), "user_id": user.id,
+                                             "max_age": max_age})
+    session = await new_session(request)
+    session[KEY_FIELD] = key
+
+
+async def end_session(request: web.Request, db: Database) -> None:
+    key = await session_key(request)
+    if key is not None:
+        await db.execute("users.end_session", {"digest": digest(key)})
+    (await get_session(request)).invalidate()

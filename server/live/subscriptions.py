@@ -1,0 +1,197 @@
+"""Who is subscribed to what in this process, and each socket's subscriptions.
+
+The listener (server/live/listener.py) publishes each change to the registry, which offers it to
+the subscriptions watching that object or that stream; each turns it into its event
+(server/live/pushes.py) after the same permission check as a `retrieve` request, and hands it to
+its socket's sink without waiting (server/web/connection.py frames and sends it).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import json
+import logging
+from typing import Any, Mapping, Protocol
+
+from server.accounts.users import User
+from server.errors import ApiError, BadRequest, InternalError
+from server.live.cursors import INVALID_CURSOR, Cursor, Snapshot
+from server.live.filters import FilterTerm
+from server.live.listener import Listener
+from server.live.pushes import Change, Event, Push, Stream
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where one socket's pushes go (server/web/connection.py)."""
+
+    @property
+    def closing(self) -> bool: ...
+
+    def deliver(self, sub: Subscription, event: Event) -> None:
+        """A live push: queued now, never waiting."""
+
+    async def deliver_paced(self, sub: Subscription, event: Event) -> None:
+        """A replayed push: waits for room, like a reply."""
+
+    def refuse(self, sub: Subscription, error: ApiError) -> None:
+        """The subscription could not start after all: a late error reply to its subscribe."""
+
+
+@dataclasses.dataclass(eq=False)
+class Subscription:
+    """One subscribe or subscribe_instance of one socket."""
+
+    owner: SocketSubscriptions
+    stream: Stream
+    request_id: Any
+    pk: int | None = None                  # subscribe_instance; None for subscribe
+    terms: tuple[FilterTerm, ...] = ()     # subscribe's filters
+
+    @functools.cached_property
+    def request_id_json(self) -> str:
+        return json.dumps(self.request_id)
+
+    def event(self, push: Push) -> Event | None:
+        if not self.stream.allows(self.owner.user, "retrieve"):
+            return None  # the user may no longer see this resource: nothing leaks
+        if self.pk is not None:
+            return push.instance_event
+        return push.stream_event(self.terms)
+
+    def offer(self, push: Push) -> None:
+        event = self.event(push)
+        if event is not None:
+            self.owner.sink.deliver(self, event)
+
+
+class Registry:
+    """Every subscription of this process, by what it watches."""
+
+    def __init__(self, streams: Mapping[str, Stream]) -> None:
+        self._streams_by_name = streams
+        # Dicts as ordered sets: pushes of one change go out in the order of subscribing.
+        self._instances: dict[tuple[str, int], dict[Subscription, None]] = collections.defaultdict(dict)
+        self._streams: dict[str, dict[Subscription, None]] = collections.defaultdict(dict)
+
+    def add(self, sub: Subscription) -> None:
+        self._watchers(sub)[sub] = None
+
+    def remove(self, sub: Subscription) -> None:
+        watchers = self._watchers(sub)
+        watchers.pop(sub, None)
+        if not watchers:  # keep the maps as small as what is watched
+            if sub.pk is None:
+                del self._streams[sub.stream.name]
+            else:
+                del self._instances[(sub.stream.name, sub.pk)]
+
+    def _watchers(self, sub: Subscription) -> dict[Subscription, None]:
+        if sub.pk is None:
+            return self._streams[sub.stream.name]
+        return self._instances[(sub.stream.name, sub.pk)]
+
+    def publish(self, change: Change, cursor: Cursor) -> None:
+        """Offer a change to everyone watching its object or its stream."""
+        watchers = tuple(self._instances.get((change.resource, change.object_id), ()))
+        watchers += tuple(self._streams.get(change.resource, ()))
+        stream = self._streams_by_name.get(change.resource)
+        if not watchers or stream is None:
+            return
+        push = Push(stream, change, cursor)
+        for sub in watchers:
+            sub.offer(push)
+
+    def __bool__(self) -> bool:
+        return bool(self._instances or self._streams)
+
+
+def request_key(request_id: Any) -> str:
+    return json.dumps(request_id, sort_keys=True)
+
+
+class SocketSubscriptions:
+    """One socket's subscriptions: what the subscribe actions call (server/resources/subscribe.py)."""
+
+    def __init__(self, listener: Listener, registry: Registry, user: User, sink: Sink) -> None:
+        self.listener, self.registry, self.user, self.sink = listener, registry, user, sink
+        self._instances: dict[tuple[str, int, str], Subscription] = {}
+        self._streams: dict[tuple[str, str], Subscription] = {}
+        self._starting: tuple[Subscription, Cursor | None, Snapshot | None] | None = None  # (sub, since, target)
+
+    async def watch_instance(self, stream: Stream, pk: int, request_id: Any) -> Subscription:
+        await self.listener.position()
+        sub = Subscription(self, stream, request_id, pk=pk)
+        self._replace(self._instances, (stream.name, pk, request_key(request_id)), sub)
+        self._starting = (sub, None, None)
+        return sub
+
+    async def watch_stream(self, stream: Stream, request_id: Any, terms: tuple[FilterTerm, ...],
+                           since: Cursor | None) -> Cursor:
+        """Register (replacing one with the same request_id); returns where its pushes start."""
+        position = await self.listener.position()
+        if since is not None and not position.covers(since.high):
+            raise BadRequest([{"since": [INVALID_CURSOR]}])  # from the future, or another database
+        sub = Subscription(self, stream, request_id, terms=terms)
+        self._replace(self._streams, (stream.name, request_key(request_id)), sub)
+        self._starting = (sub, since, position)
+        return since or Cursor.at(position)
+
+    def cancel(self, sub: Subscription) -> None:
+        """Undo a registration whose request failed after all."""
+        table: dict[Any, Subscription] = self._streams if sub.pk is None else self._instances  # type: ignore[assignment]
+        for key, registered in list(table.items()):
+            if registered is sub:
+                del table[key]
+                self.registry.remove(sub)
+        self._starting = None
+
+    def unwatch_instance(self, stream: Stream, pk: int, request_id: Any) -> None:
+        sub = self._instances.pop((stream.name, pk, request_key(request_id)), None)
+        if sub is not None:
+            self.registry.remove(sub)
+
+    def unwatch_stream(self, stream: Stream, request_id: Any) -> None:
+        sub = self._streams.pop((stream.name, request_key(request_id)), None)
+        if sub is not None:
+            self.registry.remove(sub)
+
+    def _replace(self, table: dict[Any, Subscription], key: Any, sub: Subscription) -> None:
+        previous = table.get(key)
+        if previous is not None:
+            self.registry.remove(previous)
+        table[key] = sub
+        self.registry.add(sub)
+
+    async def start(self) -> None:
+        """Once the subscribe reply is queued: replay what a new subscription's `since` has not
+        seen, up to where it registered (so the reply comes before its first push)."""
+        if self._starting is None:
+            return
+        (sub, since, target), self._starting = self._starting, None
+        if since is None or target is None:
+            return
+        try:
+            async for change, cursor in self.listener.replay(sub.stream.name, since, target):
+                if self.sink.closing:
+                    return
+                event = sub.event(Push(sub.stream, change, cursor))
+                if event is not None:
+                    await self.sink.deliver_paced(sub, event)
+        except ApiError as exc:  # pruned meanwhile (410), or the database went away (503)
+            self._fail(sub, exc)
+        except Exception:
+            log.exception("replay failed: stream %s", sub.stream.name)
+            self._fail(sub, InternalError())
+
+    def _fail(self, sub: Subscription, error: ApiError) -> None:
+        self.cancel(sub)
+        self.sink.refuse(sub, error)
+
+    def close(self) -> None:
+        for sub in [*self._instances.values(), *self._streams.values()]:
+            self.registry.remove(sub)
+        self._instances.clear()
+        self._streams.clear()

@@ -1,0 +1,1 @@
+"""Running the server: the command line, serving processes and workers, systemd notification, TLS, logging."""

@@ -1,0 +1,218 @@
+"""The only module that touches the driver: aiopg pool, sessions, transactions, error translation."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator, Iterator, Mapping
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+
+from server.errors import ApiError, BadRequest, Conflict, ReferenceViolation, Unavailable
+from server.store.batching import KeyedLookups, Row
+
+log = logging.getLogger(__name__)
+
+DriverError = psycopg2.Error  # for a command that reports any refusal of the database as text
+
+# Errors that mean "the database is not there (or not answering)".
+UNAVAILABLE = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """open_database could not connect at all; str() is a one-line reason."""
+
+
+def translate(exc: BaseException) -> ApiError | None:
+    """Map a driver error to the server's own error; None means unexpected (a 500)."""
+    if isinstance(exc, psycopg2.errors.UniqueViolation):
+        return Conflict(["A record with these values already exists."])
+    if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
+        return Unavailable()
+    if isinstance(exc, psycopg2.errors.ForeignKeyViolation):
+        return ReferenceViolation(exc.diag.table_name, exc.diag.constraint_name)
+    if isinstance(exc, (psycopg2.IntegrityError, psycopg2.DataError)):
+        return BadRequest([{"non_field_errors": ["Invalid data."]}])
+    if isinstance(exc, UNAVAILABLE):
+        return Unavailable()
+    return None
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """The one place driver errors become the server's own (an outage is logged, once, here);
+    an unexpected one is raised as it is."""
+    try:
+        yield
+    except (psycopg2.Error, asyncio.TimeoutError, ConnectionError) as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        if isinstance(mapped, Unavailable):
+            log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+        raise mapped from exc
+
+
+class Session:
+    """One pooled connection: named queries, with explicit transactions when needed."""
+
+    def __init__(self, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+        self._cursor = cursor
+        self._queries = queries
+
+    async def _run(self, name: str, params: Mapping[str, Any] | None, fragments: Mapping[str, str]) -> None:
+        text = self._queries[name]
+        if fragments:
+            text = text.format(**fragments)
+        await self._cursor.execute(text, params)
+
+    async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
+        await self._run(name, params, fragments)
+        row = await self._cursor.fetchone()
+        return None if row is None else dict(zip(self._column_names(), row))
+
+    async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
+        await self._run(name, params, fragments)
+        names = self._column_names()
+        return [dict(zip(names, row)) for row in await self._cursor.fetchall()]
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
+        await self._run(name, params, fragments)
+        return self._cursor.rowcount
+
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+        """A write that records who made it: the trigger on the table reads dashboard.user_id.
+
+        The setting and the write go in one simple-protocol Query, which PostgreSQL runs as one
+        implicit transaction (or inside the open one): no extra round trip, and the setting is
+        gone when the transaction ends. fetchone() reads the write's RETURNING row.
+        """
+        text = f"{self._queries['changes.acting_user']}\n{self._queries[name]}"
+        user = "" if acting_user is None else str(acting_user)
+        await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
+        row = await self._cursor.fetchone()
+        return None if row is None else dict(zip(self._column_names(), row))
+
+    async def execute_script(self, text: str) -> None:
+        """Run SQL text with no parameters (a migration file)."""
+        await self._cursor.execute(text)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        """aiopg connections are autocommit; this groups statements into one transaction."""
+        async with self._cursor.begin():
+            yield self
+
+    def _column_names(self) -> list[str]:
+        return [column.name for column in self._cursor.description]
+
+
+class Listening(Session):
+    """A session on a connection that LISTENs: also waits for notifications."""
+
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+        super().__init__(cursor, queries)
+        self._connection = connection
+
+    async def notified(self) -> None:
+        """Wait for the next notification, then take every queued one (they only say "look")."""
+        with translated():
+            await self._connection.notifies.get()
+            while not self._connection.notifies.empty():
+                await self._connection.notifies.get()
+
+
+class Database:
+    """A pool of connections and the loaded queries; sessions translate driver errors."""
+
+    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "") -> None:
+        self._pool = pool
+        self.queries = queries
+        self._timeout = timeout
+        self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
+        self._url = url
+        self.lookups = KeyedLookups(self.fetch_all)  # concurrent retrieves share a query (batching.py)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        self._waiting += 1
+        try:
+            with translated():
+                async with asyncio.timeout(self._timeout):
+                    connection = await self._pool.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            with translated():
+                try:
+                    async with connection.cursor() as cursor:
+                        yield Session(cursor, self.queries)
+                except (asyncio.TimeoutError, ConnectionError):
+                    connection.close()  # it may be mid-query; never hand it out again
+                    raise
+        finally:
+            await self._pool.release(connection)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, listen_query: str, application_name: str) -> AsyncIterator[Listening]:
+        """A dedicated connection (never pooled: LISTEN belongs to a session) that has run
+        `listen_query`; queries and notifications on it. Driver errors become Unavailable."""
+        with translated():
+            async with asyncio.timeout(self._timeout):
+                connection = await aiopg.connect(self._url, timeout=self._timeout, options="-c TimeZone=UTC",
+                                                 application_name=application_name)
+        try:
+            with translated():
+                # No cursor context: closing the connection closes it, and a cursor close that fails
+                # on a dead connection must not replace the error (or a cancellation) in flight.
+                listening = Listening(connection, await connection.cursor(), self.queries)
+                await listening.execute(listen_query)
+                yield listening
+        finally:
+            connection.close()
+
+    async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
+        async with self.session() as session:
+            return await session.fetch_one(name, params, **fragments)
+
+    async def fetch_all(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> list[Row]:
+        async with self.session() as session:
+            return await session.fetch_all(name, params, **fragments)
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> int:
+        async with self.session() as session:
+            return await session.execute(name, params, **fragments)
+
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+        async with self.session() as session:
+            return await session.write(name, params, acting_user)
+
+    def pool_stats(self) -> tuple[int, int, int]:
+        """(in use, idle, waiting) connections of the pool, for the metrics."""
+        idle = self._pool.freesize
+        return self._pool.size - idle, idle, self._waiting
+
+    async def close(self) -> None:
+        self._pool.close()
+        await self._pool.wait_closed()
+
+
+async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 1,
+                        maxsize: int = 20, timeout: float = 5.0) -> Database:
+    """Connect a pool; raises DatabaseUnavailable with a one-line reason on failure."""
+    try:
+        pool = await aiopg.create_pool(
+            url, minsize=minsize, maxsize=maxsize, timeout=timeout,
+            connect_timeout=max(2, int(timeout)), options="-c TimeZone=UTC",
+        )
+    except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"database unreachable: {reason}") from None
+    return Database(pool, queries, timeout, url)

@@ -1,0 +1,80 @@
+"""The one JSON codec of both transports: strict decoding, /ws/ frames and envelopes, DRF's HTTP rendering."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from server.errors import BadRequest
+
+
+class FrameError(BadRequest):
+    """A frame the server cannot route; answered with 400 and `"stream": null`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([message])
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 would come back out as the non-JSON `Infinity`
+        raise ValueError(f"Out of range float values are not JSON compliant: {text!r}")
+    return value
+
+
+# One decoder for everything received: json.loads(text, parse_constant=...) would build a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def decode(text: str) -> Any:
+    """Standard JSON only: NaN, the infinities and numbers beyond a double are refused (ValueError)."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("Nested too deeply") from None
+
+
+def parse_frame(text: str) -> tuple[str, dict[str, Any]]:
+    """Return (stream, payload) of a client frame, or raise FrameError saying why not."""
+    try:
+        frame = decode(text)
+    except ValueError:
+        raise FrameError("Invalid frame: not valid JSON.") from None
+    if not isinstance(frame, dict) or "stream" not in frame or "payload" not in frame:
+        raise FrameError('Invalid frame: expected a JSON object with "stream" and "payload".')
+    if not isinstance(frame["stream"], str):
+        raise FrameError('Invalid frame: "stream" must be a string.')
+    if not isinstance(frame["payload"], dict):
+        raise FrameError('Invalid frame: "payload" must be an object.')
+    return frame["stream"], frame["payload"]
+
+
+def envelope(status: int, data: Any = None, errors: list[Any] | None = None,
+             action: Any = None, request_id: Any = None) -> dict[str, Any]:
+    """The five reply keys, in the protocol's order."""
+    return {"errors": errors or [], "data": data, "action": action,
+            "response_status": status, "request_id": request_id}
+
+
+def encode(stream: str | None, payload: dict[str, Any]) -> str:
+    """The outgoing frame, byte for byte as the old stack's json.dumps wrote it."""
+    return json.dumps({"stream": stream, "payload": payload})
+
+
+def encode_push(stream_json: str, data_json: str, action: str, status: int, request_id_json: str,
+                cursor: str | None = None) -> str:
+    """A push frame from parts already in JSON, so that a change going to many sockets is
+    serialized once; byte for byte what encode() writes for the same envelope (+ `cursor`)."""
+    tail = "" if cursor is None else f", \"cursor\": {json.dumps(cursor)}"
+    return (f'{{"stream": {stream_json}, "payload": {{"errors": [], "data": {data_json}, '
+            f'"action": {json.dumps(action)}, "response_status": {status}, '
+            f'"request_id": {request_id_json}{tail}}}}}')
+
+
+def render(data: Any) -> str:
+    """DRF's JSONRenderer: no spaces after separators, non-ASCII left as is."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

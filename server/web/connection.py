@@ -1,0 +1,259 @@
+"""One WebSocket connection as one object: who it is, its outbox and limits, its subscriptions,
+replies in order with pushes, its log lines and metrics, its close; and the open connections of
+this process, whose credentials are re-checked and which shutdown closes.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import logging
+import time
+from typing import Any, AsyncIterator, Mapping
+
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+
+from server.config import Config
+from server.errors import ApiError, MethodNotAllowed, NotFound, Throttled, Unavailable
+from server.live.listener import Listener
+from server.live.pushes import Event
+from server.live.subscriptions import Registry, SocketSubscriptions, Subscription
+from server.resources.declaration import Call, Resource
+from server.resources.dispatch import Outcome, run_action
+from server.store.db import Database
+from server.web.authenticate import Principal
+from server.web.codec import FrameError, encode, encode_push, envelope, parse_frame
+from server.web.limits import FrameThrottle, SocketCounter
+from server.web.metrics import Metrics
+from server.web.outbox import Outbox
+
+log = logging.getLogger(__name__)
+connection_ids = itertools.count(1)
+
+HELD_FACTOR = 16            # pushes held during one request, in outbound queue limits, before giving up
+REPLY_GRACE_SECONDS = 5.0   # how long shutdown waits for a request in flight (the database timeout's order)
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: sustained abuse of the request rate
+CLOSE_UNAUTHORIZED = 4401
+NO_ACTION = ["Unable to find action in message body."]
+
+
+class Connection:
+    """One socket: requests are answered one at a time, and pushes never overtake the reply
+    in progress, as with DCRF (which handled one message at a time per socket)."""
+
+    def __init__(self, hub: Connections, ws: web.WebSocketResponse, request: web.BaseRequest,
+                 principal: Principal) -> None:
+        self.hub, self.ws, self.principal = hub, ws, principal
+        self.id = next(connection_ids)
+        self.log = logging.LoggerAdapter(log, {"connection": self.id})
+        self.throttle = FrameThrottle(hub.config)
+        self.outbox = Outbox(ws, request, hub.config.outbound_queue, on_sent=hub.metrics.frame_sent,
+                             on_overflow=lambda: hub.metrics.count_throttled("queue"))
+        self.subscriptions = SocketSubscriptions(hub.listener, hub.registry, principal.user, self)
+        self._replying = asyncio.Lock()                  # held from a request to its reply (and shutdown)
+        self._held: collections.deque[str] | None = None  # pushes waiting for the reply in progress
+
+    async def answer(self, message: WSMessage) -> bool:
+        """Answer one request frame; False once the socket must stop reading."""
+        async with self._replying:
+            if self.ws.closed:
+                return False
+            refusal = self.throttle.check()  # before the frame is dispatched
+            if refusal is not None and self.throttle.abusive:
+                self.hub.metrics.count_throttled("rate")
+                await self.ws.close(code=CLOSE_POLICY, message=b"Request rate limit exceeded")
+                return False
+            self._held = collections.deque()
+            await self.outbox.put_paced(await self._reply(message, refusal))
+            # A new subscription's replay, then the pushes held meanwhile; pushes arriving
+            # during the replay follow it.
+            await self.subscriptions.start()
+            while self._held:
+                await self.outbox.put_paced(self._held.popleft())
+            self._held = None
+        return True
+
+    async def _reply(self, message: WSMessage, refusal: Throttled | None) -> str:
+        """The frame that answers one message, whatever went wrong."""
+        started = time.perf_counter()
+        stream, payload, problem = read_frame(message)
+        if refusal is not None:  # refused unread: no request was served
+            return encode(stream, envelope_of(Outcome.failed(refusal), payload))
+        self.hub.metrics.frame_received()
+        resource = self.hub.resources.get(stream) if stream is not None else None
+        if problem is not None:
+            outcome = Outcome.failed(problem)
+        elif resource is None:
+            outcome = Outcome.failed(NotFound(f'Unknown stream "{stream}".'))
+        else:
+            outcome = await self._run(resource, payload)
+        self._answered(stream, resource, payload.get("action"), outcome.status, time.perf_counter() - started)
+        return encode(stream, envelope_of(outcome, payload))
+
+    async def _run(self, resource: Resource, payload: Mapping[str, Any]) -> Outcome:
+        if "action" not in payload:
+            return Outcome.failed(MethodNotAllowed(NO_ACTION))
+        call = Call(self.hub.db, self.principal.user, resource, self.hub.config.max_page_size, self.subscriptions)
+        action = payload["action"]
+        if isinstance(action, str):
+            return await run_action(call, action, payload)
+        return await run_action(call, None, payload, asked=json.dumps(action))
+
+    def _answered(self, stream: str | None, resource: Resource | None, action: Any, status: int,
+                  seconds: float) -> None:
+        """Count and time one reply; a failed one also gets a log line (never the request's data)."""
+        # Labels come from the server's own names only: client text would grow the metrics without bound.
+        if stream is None:
+            labels = ("(invalid frame)", "(none)")
+        elif resource is None:
+            labels = ("(unknown stream)", "(none)")
+        else:
+            labels = (stream, action if isinstance(action, str) and action in resource.actions else "(unknown action)")
+        self.hub.metrics.request_answered(*labels, status, seconds)
+        if status >= 400:
+            self.log.log(logging.WARNING if status >= 500 else logging.INFO,
+                         "ws %d request failed: stream %s action %s status %d", self.id, *labels, status)
+
+    # The sink of this socket's subscriptions (server/live/subscriptions.py).
+
+    @property
+    def closing(self) -> bool:
+        return self.outbox.closing
+
+    def deliver(self, sub: Subscription, event: Event) -> None:
+        frame = push_frame(sub, event)
+        if self._held is None:
+            self.outbox.put(frame)
+            return
+        self._held.append(frame)
+        # Held frames count as waiting: too many for a client that does not read, or far too many.
+        limit = self.outbox.limit
+        if len(self._held) > limit and (self.outbox.stalled or len(self._held) > HELD_FACTOR * limit):
+            self.outbox.overflow()
+
+    async def deliver_paced(self, sub: Subscription, event: Event) -> None:
+        await self.outbox.put_paced(push_frame(sub, event))
+
+    def refuse(self, sub: Subscription, error: ApiError) -> None:
+        reply = envelope(error.status, errors=error.errors, action="subscribe", request_id=sub.request_id)
+        self.outbox.put(encode(sub.stream.name, reply))
+
+    # Closing.
+
+    async def close_gracefully(self) -> None:
+        """Shutdown: wait (bounded) until the socket is not mid-request and its reply is written,
+        then close it 1001 before it takes another request."""
+        acquired = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._replying.acquire(), REPLY_GRACE_SECONDS)
+            acquired = True
+            await asyncio.wait_for(self.outbox.drained(), REPLY_GRACE_SECONDS)
+        try:
+            await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
+        finally:
+            if acquired:
+                self._replying.release()
+
+    async def revoke(self) -> None:
+        self.log.info("closing a socket of user %s: credentials revoked", self.principal.user.username)
+        await self.ws.close(code=CLOSE_UNAUTHORIZED, message=b"Credentials revoked")
+
+    async def finish(self) -> None:
+        """After the read loop. Bookkeeping first: a handler cancelled while closing (the peer
+        vanished) stops at the await."""
+        self.subscriptions.close()
+        self.hub.remove(self)
+        self.hub.metrics.websockets_open.dec()
+        self.log.info("ws %d closed: code %s", self.id, self.ws.close_code)
+        await self.outbox.close()
+
+
+def read_frame(message: WSMessage) -> tuple[str | None, Mapping[str, Any], FrameError | None]:
+    """(stream, payload, None), or (None, {}, why it is no frame)."""
+    if message.type != WSMsgType.TEXT:
+        return None, {}, FrameError("Invalid frame: binary frames are not supported; send JSON text.")
+    try:
+        stream, payload = parse_frame(message.data)
+    except FrameError as exc:
+        return None, {}, exc
+    return stream, payload, None
+
+
+def envelope_of(outcome: Outcome, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The reply envelope, echoing the request's action and request_id."""
+    errors = outcome.error.errors if outcome.error is not None else None
+    return envelope(outcome.status, data=outcome.data, errors=errors,
+                    action=payload.get("action"), request_id=payload.get("request_id"))
+
+
+def push_frame(sub: Subscription, event: Event) -> str:
+    return encode_push(event.stream_json, event.data_json, event.action, event.status,
+                       sub.request_id_json, event.cursor)
+
+
+class Connections:
+    """The open connections of this process, and what each uses of the app."""
+
+    def __init__(self, config: Config, db: Database, resources: Mapping[str, Resource], listener: Listener,
+                 registry: Registry, metrics: Metrics) -> None:
+        self.config, self.db, self.resources = config, db, resources
+        self.listener, self.registry, self.metrics = listener, registry, metrics
+        self.counter = SocketCounter(config.max_sockets, config.max_sockets_per_user)
+        self._open: dict[Connection, None] = {}
+
+    def connect(self, ws: web.WebSocketResponse, request: web.BaseRequest, principal: Principal) -> Connection:
+        connection = Connection(self, ws, request, principal)
+        self.metrics.websockets_open.inc()
+        connection.log.info("ws %d open: user %s from %s", connection.id, principal.user.username, request.remote)
+        return connection
+
+    def add(self, connection: Connection) -> None:
+        """Once upgraded: the credential re-check and shutdown see it."""
+        self._open[connection] = None
+
+    def remove(self, connection: Connection) -> None:
+        self._open.pop(connection, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    async def close_all(self) -> None:
+        """on_shutdown: every open socket at once, so that one slow peer does not hold up the others."""
+        await asyncio.gather(*(connection.close_gracefully() for connection in list(self._open)),
+                             return_exceptions=True)
+
+    async def close_revoked(self) -> int:
+        """One check of every open socket's token or session; returns how many were closed."""
+        connections = [connection for connection in self._open if not connection.ws.closed]
+        if not connections:
+            return 0
+        digests = sorted({connection.principal.credential for connection in connections})
+        rows = await self.db.fetch_all("users.live_credentials", {"digests": digests})
+        live = {bytes(row["digest"]) for row in rows}
+        revoked = [connection for connection in connections if connection.principal.credential not in live]
+        # Concurrently: a peer slow to answer the close frame must not hold up the others.
+        await asyncio.gather(*(connection.revoke() for connection in revoked))
+        return len(revoked)
+
+    @contextlib.asynccontextmanager
+    async def watching_credentials(self) -> AsyncIterator[None]:
+        """While open: every credential_check_seconds, a revoked token or disabled user is closed 4401."""
+        task = asyncio.create_task(self._watch())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.credential_check_seconds)
+            try:
+                await self.close_revoked()
+            except Unavailable:
+                pass  # the database is away: keep the sockets, check again next time (logged by store.db)
+            except Exception:
+                log.exception("credential check of open sockets failed")

@@ -1,27 +1,20 @@
 """PostgreSQL client tools from the pgserver wheel (psql, pgbench), and the embedded cluster's address."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 from pathlib import Path
 
-
-def _install() -> tuple[Path, Path]:
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the pgserver package is not installed")
-    package = Path(spec.origin).parent
-    return package / "pginstall" / "bin", package.parent / "pgserver.libs"
+from server.store.pginstall import pgserver_install
 
 
 def run_tool(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run a bundled client binary with its bundled libraries; PG* variables are not inherited."""
-    bin_dir, libs = _install()
+    install, libs = pgserver_install()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["LD_LIBRARY_PATH"] = str(libs)
-    return subprocess.run([str(bin_dir / name), *args], env=env, capture_output=True, text=True,
+    return subprocess.run([str(install / "bin" / name), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd="/")
 
 

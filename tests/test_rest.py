@@ -102,6 +102,13 @@ async def test_bodies_that_are_not_json_objects(client, token: str) -> None:
         400, {"detail": "JSON parse error - Out of range float values are not JSON compliant: 'NaN'"})
     assert await call(client, "POST", "/api/patients/", token, data="x", headers={"Content-Type": "text/plain"}) == (
         415, {"detail": 'Unsupported media type "text/plain" in request.'})
+    # The one decoder of both transports: beyond a double is no JSON number, as on /ws/.
+    assert await call(client, "POST", "/api/vitals/", token, data='{"value": 1e999}', headers=json_header) == (
+        400, {"detail": "JSON parse error - Out of range float values are not JSON compliant: '1e999'"})
+    deep = "[" * 200_000 + "]" * 200_000
+    for path in ("/api/patients/", "/api/auth/token/", "/api/auth/login/"):  # a 400, not a RecursionError's 500
+        assert await call(client, "POST", path, token, data=deep, headers=json_header) == (
+            400, {"detail": "JSON parse error - Nested too deeply"}), path
 
 
 async def test_a_form_body_works_like_curl_d(client, token: str) -> None:

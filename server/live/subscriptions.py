@@ -165,6 +165,11 @@ class SocketSubscriptions:
         table[key] = sub
         self.registry.add(sub)
 
+    @property
+    def starting(self) -> bool:
+        """A subscription registered by the request in progress waits for start()."""
+        return self._starting is not None
+
     async def start(self) -> None:
         """Once the subscribe reply is queued: replay what a new subscription's `since` has not
         seen, up to where it registered (so the reply comes before its first push)."""

@@ -26,7 +26,7 @@ CRUD_PERMISSIONS: Mapping[str, frozenset[str]] = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Call:
     """What an action handler gets besides the payload."""
 

@@ -5,9 +5,8 @@ answer (server/web/rest.py); both call run_action.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, NamedTuple
 
 from server.errors import ApiError, Forbidden, InternalError, MethodNotAllowed
 from server.resources.declaration import Call
@@ -18,8 +17,7 @@ log = logging.getLogger(__name__)
 Payload = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any]]]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a request came to: a status and data, or the error that answers it."""
 
     status: int

@@ -69,7 +69,8 @@ class Connection:
             await self.outbox.put_paced(await self._reply(message, refusal))
             # A new subscription's replay, then the pushes held meanwhile; pushes arriving
             # during the replay follow it.
-            await self.subscriptions.start()
+            if self.subscriptions.starting:
+                await self.subscriptions.start()
             while self._held:
                 await self.outbox.put_paced(self._held.popleft())
             self._held = None
@@ -95,7 +96,7 @@ class Connection:
     async def _run(self, resource: Resource, payload: Mapping[str, Any]) -> Outcome:
         if "action" not in payload:
             return Outcome.failed(MethodNotAllowed(NO_ACTION))
-        call = Call(self.hub.db, self.principal.user, resource, self.hub.config.max_page_size, self.subscriptions)
+        call = Call(self.hub.db, self.principal.user, resource, self.hub.max_page_size, self.subscriptions)
         action = payload["action"]
         if isinstance(action, str):
             return await run_action(call, action, payload)
@@ -200,6 +201,7 @@ class Connections:
                  registry: Registry, metrics: Metrics) -> None:
         self.config, self.db, self.resources = config, db, resources
         self.listener, self.registry, self.metrics = listener, registry, metrics
+        self.max_page_size = config.max_page_size
         self.counter = SocketCounter(config.max_sockets, config.max_sockets_per_user)
         self._open: dict[Connection, None] = {}
 

@@ -1,6 +1,8 @@
 """The server's Prometheus metrics, by name, and their text exposition (multi-process aware)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -50,6 +52,7 @@ class Metrics:
         self.frame_sent = self.frames.labels("out").inc
         for state in ("in_use", "idle", "waiting"):
             self.db_pool.labels(state)
+        self._answered: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
 
     def set_pool(self, in_use: int, idle: int, waiting: int) -> None:
         self.db_pool.labels("in_use").set(in_use)
@@ -60,9 +63,16 @@ class Metrics:
         self.listener_lag.set(seconds)
 
     def request_answered(self, stream: str, action: str, status: int, seconds: float) -> None:
-        """Labels are the server's own names (a stream, an action, or a placeholder), never client text."""
-        self.requests.labels(stream, action, str(status)).inc()
-        self.request_seconds.labels(stream, action).observe(seconds)
+        """Labels are the server's own names (a stream, an action, or a placeholder), never client
+        text, so the label children bound here once each are few."""
+        key = (stream, action, status)
+        hooks = self._answered.get(key)
+        if hooks is None:
+            hooks = self._answered[key] = (self.requests.labels(stream, action, str(status)).inc,
+                                           self.request_seconds.labels(stream, action).observe)
+        count, observe = hooks
+        count()
+        observe(seconds)
 
     def handshake_rejected(self, status: int) -> None:
         self.handshakes_rejected.labels(str(status)).inc()

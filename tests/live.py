@@ -1,10 +1,18 @@
-"""Helpers for the live-change tests: push envelopes, reading pushes, writing as psql would."""
+"""Helpers for the live-change tests: push envelopes, reading pushes, writing as psql would, pruning
+the change log as another server process would."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg2
 
+from server.config import PROJECT_DIR
+from server.live.cursors import Cursor
+from server.live.listener import Listener
+from server.live.pushes import Change
+from server.store.db import open_database
+from server.store.queries import load_queries
 from tests.conftest import Pattern, Socket
 
 CURSOR = Pattern(r"[0-9:,/]+")
@@ -46,3 +54,32 @@ def sql(url: str, statement: str, params: Any = None) -> list[tuple]:
             return cursor.fetchall() if cursor.description else []
     finally:
         connection.close()
+
+
+class NoOne:
+    """An audience nobody is in: a listener for it moves its mark and reads no change."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def publish(self, change: Change, cursor: Cursor) -> None:
+        raise AssertionError("nobody listens")
+
+
+async def prune_log(url: str, *, retain_seconds: float, retain_rows: int) -> int:
+    """Prune the change log from a process of its own, as another server process would; how many went.
+
+    A process prunes only changes its listener's mark sees; this one's first pass makes the mark see
+    every change committed before the call, so everything committed past retention goes. The server
+    under test learns of it from the database (changes_pruned), as it would from a neighbour's pruning."""
+    db = await open_database(url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1, timeout=10.0)
+    listener = Listener(db, NoOne(), poll_seconds=60.0, timeout=10.0, retain_seconds=retain_seconds,
+                        retain_rows=retain_rows)
+    following = asyncio.create_task(listener.run())
+    try:
+        await listener.position()
+        return await listener.prune()
+    finally:
+        following.cancel()
+        await asyncio.wait([following])
+        await db.close()

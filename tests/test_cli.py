@@ -1,22 +1,18 @@
 """The dashboard-server command line, run as a real process against a real database."""
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 from typing import Iterator
 
 import aiohttp
 import psycopg2
 import pytest
 
-from tests.pg import cloned_database
 from tests.conftest import TEST_SECRET, Socket, ok
-
+from tests.pg import cloned_database
+from tests.processes import ServerProcess, free_port, server_command, server_environment
 
 ALL_MIGRATIONS = "0001_users, 0002_patients, 0003_roles, 0004_changes, 0005_vitals"
 
@@ -29,13 +25,13 @@ def empty_url(pg_server: str) -> Iterator[str]:
 
 def cli_env(url: str) -> dict[str, str]:
     # A fixed secret, so that no command writes a session.key file into the checkout.
-    return {**os.environ, "DASHBOARD_DATABASE_URL": url, "DASHBOARD_SESSION_KEY": TEST_SECRET}
+    return server_environment(url, {"DASHBOARD_SESSION_KEY": TEST_SECRET})
 
 
 def run(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = cli_env(url)
-    return subprocess.run([sys.executable, "-m", "server", *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=60)
+    """One command (not `serve`: tests.processes.ServerProcess starts the server), to its end."""
+    return subprocess.run(server_command(*args), input=stdin, capture_output=True, text=True, env=cli_env(url),
+                          timeout=60)
 
 
 def query(url: str, sql: str) -> list[tuple]:
@@ -64,7 +60,7 @@ def test_migrate_applies_in_order_once(empty_url: str) -> None:
 
 def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:
     env = cli_env(empty_url)
-    processes = [subprocess.Popen([sys.executable, "-m", "server", "migrate"], env=env, text=True,
+    processes = [subprocess.Popen(server_command("migrate"), env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outputs = sorted(process.communicate(timeout=60)[0] for process in processes)
     assert [process.returncode for process in processes] == [0, 0, 0]
@@ -94,10 +90,7 @@ def test_a_user_without_a_password(database_url: str) -> None:
 
 
 def test_unreachable_database(tmp_path) -> None:
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    url = f"postgresql://postgres@127.0.0.1:{port}/nothing"
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"  # a port nothing listens on
     for args in (("migrate",), ("token", "x"), ("createuser", "x"), ("serve", "--port", "1")):
         one_line_error(run(url, *args), "database unreachable")
 
@@ -106,39 +99,24 @@ def test_serve_refuses_an_unmigrated_database(empty_url: str) -> None:
     one_line_error(run(empty_url, "serve", "--port", "1"), "run 'dashboard-server migrate'")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_serve_answers_and_shuts_down_with_1001(database_url: str) -> None:
     token = run(database_url, "createuser", "n") and run(database_url, "token", "n").stdout.strip()
-    port = free_port()
-    env = cli_env(database_url)
-    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "server", "serve", "--port", str(port),
-                                                  env=env, stderr=asyncio.subprocess.PIPE)
+    server = await ServerProcess.start(database_url)
     try:
-        assert b"serving ws://127.0.0.1:" in await asyncio.wait_for(server.stderr.readline(), 30)
+        first = await server.next_line(r"^", timeout=30)  # the very first line it writes
+        assert "serving ws://127.0.0.1:" in first.string, server.log
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    ws = await session.ws_connect(f"http://127.0.0.1:{port}/ws/?token={token}")
-                    break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
+            await server.wait_serving(session)
+            ws = await session.ws_connect(f"{server.http}/ws/?token={token}")
             assert await Socket(ws).request("list") == ok([], "list")
-            server.send_signal(signal.SIGTERM)
+            server.process.send_signal(signal.SIGTERM)
             closing = await ws.receive(timeout=10)
             assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
             await ws.close()
-        assert await asyncio.wait_for(server.wait(), 15) == 0
-        log = (await server.stderr.read()).decode()
-        assert token not in log and '"GET /ws/"' in log
+        assert await server.exited(15) == 0
+        assert token not in server.log and '"GET /ws/"' in server.log
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        await server.kill()
 
 
 def test_roles_passwd_deactivate_and_users(database_url: str) -> None:

@@ -42,8 +42,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.config import PROJECT_DIR, Config
-from server.keys import DB, LISTENER, SEALER
-from server.users import create_user, issue_token
+from tests.live import prune_log
 from tests.pg import admin, database_name
 
 DOC = PROJECT_DIR / "docs" / "protocol.md"
@@ -378,10 +377,9 @@ async def _nothing(stage: Stage) -> None:
 
 
 async def _history_pruned(stage: Stage) -> None:
-    # Every change the server has seen is past retention (as if a week had gone by).
-    listener = stage.client.app[LISTENER]
-    await listener.position()
-    await listener.prune(retain_seconds=0, retain_rows=0)
+    # Every change committed so far is past retention (as if a week had gone by), pruned as another
+    # server process would: the server under test learns of it from the database.
+    await prune_log(stage.database_url, retain_seconds=0, retain_rows=0)
 
 
 EVENTS: dict[str, Callable[[Stage], Awaitable[None]]] = {
@@ -461,13 +459,12 @@ async def http_exchange(stage: Stage, step: Exchange) -> None:
 
 @pytest.fixture
 async def stage(request: pytest.FixtureRequest, aiohttp_client: Any, config: Config, database_url: str,
-                pg_server: str) -> Stage:
+                pg_server: str, token_for: Any) -> Stage:
     steps = request.param or []
     role = "viewer" if Event("viewer") in steps else "editor"
-    app: web.Application = create_app(config, database_url)
+    app: web.Application = create_app(dataclasses.replace(config, database_url=database_url))
     client = await aiohttp_client(app)
-    await create_user(app[DB], "nurse", None, role)
-    return Stage(client, database_url, pg_server, await issue_token(app[DB], "nurse", app[SEALER]))
+    return Stage(client, database_url, pg_server, await token_for(client, "nurse", role))
 
 
 def _parsed_or_none(block: Block) -> list[Step] | None:

@@ -10,14 +10,12 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import given, settings
-
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from server.app import AccessLogger, create_app
 from server.config import Config
-from server.keys import DB, SEALER
-from server.users import create_user, issue_token
 from tests.conftest import TEST_SECRET
+from tests.processes import make_token
 
 # A bounded run in CI; HYPOTHESIS_PROFILE=campaign (tests/README.md) takes the profile's count.
 EXAMPLES = None if os.environ.get("HYPOTHESIS_PROFILE") == "campaign" or os.environ.get("DASHBOARD_LONG_CAMPAIGN") == "1" \
@@ -31,20 +29,17 @@ class ThreadedServer:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.app = create_app(Config(session_key=TEST_SECRET, db_timeout_seconds=3.0), database_url)
+        self.app = create_app(Config(session_key=TEST_SECRET, db_timeout_seconds=3.0, database_url=database_url))
         self.runner = web.AppRunner(self.app, access_log_class=AccessLogger)
         self.run(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         self.run(site.start())
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        self.token = self.run(self._editor())
+        host, port = self.runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        self.token = self.run(make_token(database_url, "editor"))  # an editor (the default role)
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-    async def _editor(self) -> str:
-        await create_user(self.app[DB], "editor", "a password", "editor")
-        return await issue_token(self.app[DB], "editor", self.app[SEALER])
 
     def close(self) -> None:
         self.run(self.runner.cleanup())

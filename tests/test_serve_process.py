@@ -7,7 +7,6 @@ import datetime
 import signal
 import socket
 import ssl
-import sys
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -20,46 +19,41 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import Socket, ok
-from tests.test_cli import cli_env, free_port, run
+from tests.processes import ServerProcess
+from tests.test_cli import run
 
 PASSWORD = "correct horse battery staple"
 
 
 class Served:
-    """A running `python -m server serve`, its port, and what it printed."""
+    """A running `python -m server serve` (tests.processes.ServerProcess), its URLs, what it printed."""
 
-    def __init__(self, process: asyncio.subprocess.Process, port: int, scheme: str) -> None:
-        self.process, self.port, self.scheme = process, port, scheme
+    def __init__(self, server: ServerProcess, scheme: str) -> None:
+        self.server, self.port, self.scheme = server, server.port, scheme
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     async def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit status and everything it printed."""
-        self.process.send_signal(signal.SIGTERM)
-        output = (await asyncio.wait_for(self.process.communicate(), 15))
-        return self.process.returncode, b"".join(output).decode(errors="replace")
+        """SIGTERM; the exit status and everything it printed (stdout and stderr)."""
+        status = await self.server.stop(signal.SIGTERM)
+        return status, self.server.log
 
 
 @contextlib.asynccontextmanager
 async def serving(database_url: str, *args: str, **env: str) -> AsyncIterator[Served]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "serve", "--port", str(port), *args, env={**cli_env(database_url), **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    served = Served(process, port, "https" if "--certfile" in args else "http")
+    server = await ServerProcess.start(database_url, *args, env=env)
+    served = Served(server, "https" if "--certfile" in args else "http")
     try:
-        for _ in range(300):  # until it listens (bounded)
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            await asyncio.sleep(0.05)
+        if served.scheme == "http":
+            async with aiohttp.ClientSession() as session:
+                await server.wait_serving(session)
+        else:  # /readyz is asked over plain http: over TLS, until the port listens (bounded)
+            await until(lambda: listening(server.port) or server.process.returncode is not None, tries=600)
+            assert server.process.returncode is None, server.log
         yield served
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await server.kill()
 
 
 def user_with_token(database_url: str, name: str = "nurse") -> str:
@@ -123,7 +117,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_closes_1001(databa
                 cursor.execute("LOCK TABLE patients IN ACCESS EXCLUSIVE MODE")  # the list will wait on it
             await Socket(ws).send({"stream": "patients", "payload": {"action": "list", "request_id": 1}})
             await until(lambda: waiting_on_lock(database_url))
-            served.process.send_signal(signal.SIGTERM)
+            served.server.process.send_signal(signal.SIGTERM)
             await until(lambda: not listening(served.port))  # shutdown has begun
         finally:
             blocker.rollback()  # the query in flight goes on
@@ -133,7 +127,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_closes_1001(databa
         closing = await ws.receive(timeout=10)
         assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
         await ws.close()
-        assert await asyncio.wait_for(served.process.wait(), 10) == 0
+        assert await served.server.exited(10) == 0
 
 
 async def until(condition, tries: int = 200) -> None:

@@ -10,6 +10,7 @@ or tests.conftest at import time (it imports both); the test-only helpers import
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import aiohttp
 
@@ -152,7 +153,10 @@ class ServerProcess:
 
 
 class ServerPopen:
-    """A running server (no event loop needed), its stdout and stderr in the file `log_path`; the caller stops it."""
+    """A running server (no event loop needed), its stdout and stderr in the file `log_path`; the caller stops it
+    (`stop()`, or through `process`), and may `restart()` it on the same port."""
+
+    _launch: tuple[list[str], dict[str, str], Path | None] | None = None  # (command, environment, cwd), by start()
 
     def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
         self.process = process
@@ -161,13 +165,26 @@ class ServerPopen:
 
     @classmethod
     def start(cls, database_url: str | None, *args: str, log_path: Path, env: Mapping[str, str] | None = None,
-              cwd: Path | None = None) -> ServerPopen:
-        """`serve --port P ARGS` on database_url (None: the embedded cluster), env over this process's environment."""
+              cwd: Path | None = None, wrapper: Sequence[str] = ()) -> ServerPopen:
+        """`serve --port P ARGS` on database_url (None: the embedded cluster), env over this process's
+        environment; `wrapper` goes before the command (the benchmark's valgrind)."""
         port = free_port()
-        with log_path.open("wb") as output:  # the child has its own copy of the descriptor
-            process = subprocess.Popen(serve_command(port, *args), env=server_environment(database_url, env),
-                                       cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
-        return cls(process, port, log_path)
+        launch = ([*wrapper, *serve_command(port, *args)], server_environment(database_url, env), cwd)
+        server = cls(_spawn(launch, log_path, "wb"), port, log_path)
+        server._launch = launch  # what restart() runs again
+        return server
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Send one signal (unless it has exited already); the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.process.wait(timeout)
+
+    def restart(self) -> None:
+        """Once stopped: the same command again, on the same port, its output appended to the same log."""
+        if self._launch is None or self.process.poll() is None:
+            raise RuntimeError("restart() needs a stopped server that ServerPopen.start() started")
+        self.process = _spawn(self._launch, self.log_path, "ab")
 
     @property
     def http(self) -> str:
@@ -179,7 +196,21 @@ class ServerPopen:
 
     def wait_serving(self, timeout: float = 90) -> None:
         """Until /readyz answers 200; NotServing (with the log's end) if it exits first or takes longer."""
-        asyncio.run(wait_until_serving(self.port, self.process.poll, lambda: self.log[-2000:], timeout=timeout))
+        def wait() -> None:
+            asyncio.run(wait_until_serving(self.port, self.process.poll, lambda: self.log[-2000:], timeout=timeout))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return wait()
+        # A loop already runs in this thread (Playwright's sync API keeps one): wait from another thread.
+        with concurrent.futures.ThreadPoolExecutor(1) as waiter:
+            waiter.submit(wait).result()
+
+
+def _spawn(launch: tuple[list[str], dict[str, str], Path | None], log_path: Path, mode: str) -> subprocess.Popen[bytes]:
+    command, environment, cwd = launch
+    with log_path.open(mode) as output:  # the child has its own copy of the descriptor
+        return subprocess.Popen(command, env=environment, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
 
 
 # Test-only helpers (they use the tests' fixed secret).

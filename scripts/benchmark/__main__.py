@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from benchmark import pgtools, procstat, report, scenarios, servers
+from benchmark import instructions, pgtools, procstat, report, scenarios, servers
 from benchmark.load import LoadSpec, Target
 from benchmark.servers import Managed
 from benchmark.session import ensure_rows, probe
@@ -57,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open-procs", type=int, default=2, help="client processes opening idle sockets (default 2)")
     p.add_argument("--json", type=Path, help="default bench-results/<timestamp>.json")
     p.add_argument("--chart", type=Path, help="default: the JSON path with .png")
+    p.add_argument("--instructions", action="store_true",
+                   help="measure nothing else: count the server's instructions per retrieve under callgrind "
+                        "at each --sweep socket count (repeatable where CPU seconds are not)")
+    p.add_argument("--instruction-requests", type=int, default=2000, help="counted retrieves per sweep point")
     p.add_argument("--report", type=Path, metavar="JSON", help="measure nothing: print the tables of a saved run "
                                                               "and redraw its chart")
     return p.parse_args(argv)
@@ -228,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         show(json.loads(args.report.read_text()), args.chart or args.report.with_suffix(".png"))
         return 0
+    if args.instructions:
+        return instructions.main(args)
     wanted = set(args.scenarios.split(","))
     stamp = dt.datetime.now(dt.timezone.utc)
     json_path = args.json or Path("bench-results") / f"{stamp:%Y%m%dT%H%M%SZ}.json"

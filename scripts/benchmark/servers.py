@@ -61,8 +61,11 @@ def _cli(env: dict[str, str], *args: str, stdin: int | None = subprocess.DEVNULL
     return done.stdout.strip()
 
 
-def start_ours(database_url: str | None, serve_args: list[str]) -> Managed:
-    """migrate, createuser, token, serve on a free port; embedded PostgreSQL in a temporary directory."""
+def start_ours(database_url: str | None, serve_args: list[str], wrapper: list[str] | None = None,
+               ready_within: float = 90) -> Managed:
+    """migrate, createuser, token, serve on a free port; embedded PostgreSQL in a temporary directory.
+
+    `wrapper` runs before serve (its "{workdir}" is the temporary directory): instructions.py's valgrind."""
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench."))
     workdir.chmod(0o755)  # the embedded cluster's system user must reach it when we are root
     settings = {"DASHBOARD_DATA_DIR": str(workdir / "var"),
@@ -73,11 +76,12 @@ def start_ours(database_url: str | None, serve_args: list[str]) -> Managed:
     user = f"bench{os.getpid()}"
     _cli(env, "createuser", user)
     token = _cli(env, "token", user)
-    server = ServerPopen.start(database_url, *serve_args, env=settings, cwd=PROJECT, log_path=workdir / "server.log")
+    server = ServerPopen.start(database_url, *serve_args, env=settings, cwd=PROJECT, log_path=workdir / "server.log",
+                               wrapper=[part.format(workdir=workdir) for part in wrapper or ()])
     managed = Managed("ours", Target("127.0.0.1", server.port, token), server.process.pid, None,
                       process=server.process, workdir=workdir)
     try:
-        server.wait_serving(timeout=90)
+        server.wait_serving(timeout=ready_within)
         managed.database_url = database_url or pgtools.embedded_url(workdir / "var")
         managed.db_pid = None if database_url else pgtools.postmaster_pid(workdir / "var" / "pgdata")
     except BaseException:

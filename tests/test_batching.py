@@ -6,7 +6,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server.web.keys import DB
+from server.config import PROJECT_DIR
+from server.store.batching import KeyedLookups
+from server.store.db import open_database
+from server.store.queries import load_queries
 from tests.conftest import Socket, create, error, ok
 
 
@@ -27,11 +30,22 @@ async def test_simultaneous_retrieves_on_many_sockets_each_get_their_own_row(cli
         assert reply == {"stream": "patients", "payload": envelope}
 
 
-async def test_a_failing_batch_fails_every_caller_alike(client: TestClient) -> None:
-    lookups = client.app[DB].lookups
-    outcomes = await asyncio.gather(*(lookups.fetch("patients.no_such_query", "id", pk) for pk in (1, 2)),
-                                    return_exceptions=True)
+async def test_a_failing_batch_fails_every_caller_alike(database_url: str) -> None:
+    db = await open_database(database_url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1)
+    queries: list[str] = []
+
+    async def fetch_all(query: str, params: Any) -> list[dict[str, Any]]:
+        queries.append(query)
+        return await db.fetch_all(query, params)
+
+    try:
+        lookups = KeyedLookups(fetch_all)
+        outcomes = await asyncio.gather(*(lookups.fetch("patients.no_such_query", "id", pk) for pk in (1, 2)),
+                                        return_exceptions=True)
+    finally:
+        await db.close()
     assert [type(outcome) for outcome in outcomes] == [KeyError, KeyError]
+    assert outcomes[0] is outcomes[1] and queries == ["patients.no_such_query"]  # one batch, one error for all
 
 
 async def test_a_write_on_a_socket_is_seen_by_its_next_retrieve(ws: Socket) -> None:

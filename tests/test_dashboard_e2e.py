@@ -9,11 +9,8 @@ import itertools
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,8 +18,10 @@ from typing import Any, Iterator
 import psycopg2
 import pytest
 
+from tests.conftest import TEST_SECRET
 from tests.pg import cloned_database
-from tests.test_cli import cli_env, free_port, run
+from tests.processes import ServerPopen
+from tests.test_cli import run
 
 CHROMIUM = Path(os.environ.get("DASHBOARD_CHROMIUM", "/usr/bin/chromium"))
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
@@ -41,37 +40,40 @@ def unique(last_name: str) -> str:
 
 
 class Server:
-    """`python -m server serve` on a migrated test database; can be stopped and started again."""
+    """`python -m server serve` (tests/processes.py's ServerPopen) on a migrated test database; can be stopped
+    and started again on the same port."""
 
-    def __init__(self, url: str) -> None:
-        self.url, self.port = url, free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.TemporaryFile()
+    def __init__(self, url: str, log_path: Path) -> None:
+        self.url, self.log_path = url, log_path
+        self.popen: ServerPopen | None = None
+
+    @property
+    def base(self) -> str:
+        assert self.popen is not None, "not started"
+        return self.popen.http
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(self.port)],
-                                        env=cli_env(self.url), stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output()
-            try:
-                with urllib.request.urlopen(f"{self.base}/", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"the server did not answer in 30 s:\n{self.output()}")
+        """The first time on a free port, then again on the same one (the page reconnects to it)."""
+        if self.popen is None:
+            self.popen = ServerPopen.start(self.url, log_path=self.log_path, env={"DASHBOARD_SESSION_KEY": TEST_SECRET})
+        else:
+            self.popen.restart()
+        self.popen.wait_serving(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
-        self.process = None
+        """SIGTERM; it exits cleanly."""
+        if self.popen is None:
+            return
+        try:
+            code = self.popen.stop(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.popen.process.kill()
+            self.popen.process.wait()
+            raise AssertionError(f"the server did not exit within 20 s of SIGTERM:\n{self.output()}") from None
+        assert code == 0, f"exit status {code}:\n{self.output()}"
 
     def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return self.popen.log if self.popen is not None else ""
 
     def api(self, method: str, path: str, token: str, body: Any = None) -> Any:
         request = urllib.request.Request(f"{self.base}/api/{path}", method=method,
@@ -82,16 +84,15 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(pg_server: str, pg_template: str) -> Iterator[Server]:
+def server(pg_server: str, pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with cloned_database(pg_server, pg_template) as url:
         assert run(url, "createuser", "nurse", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
-        served = Server(url)
-        served.start()
+        served = Server(url, tmp_path_factory.mktemp("dashboard-e2e") / "server.log")
         try:
+            served.start()
             yield served
         finally:
             served.stop()
-            served.log.close()
 
 
 @pytest.fixture(scope="module")

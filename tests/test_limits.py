@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import AccessLogger, create_app
 from server.config import Config, load_config
-from tests.conftest import Socket, error, ok, sockets_open
+from tests.conftest import Pattern, Socket, error, ok, sockets_open
 
 
 async def limited_client(aiohttp_client: Any, config: Config, database_url: str, **changes: Any) -> TestClient:
@@ -23,9 +23,11 @@ async def limited_client(aiohttp_client: Any, config: Config, database_url: str,
     return await aiohttp_client(server)
 
 
-def throttled(seconds: int, action: Any = "list", request_id: Any = 1) -> dict[str, Any]:
-    unit = "second" if seconds == 1 else "seconds"
-    return error([f"Request was throttled. Expected available in {seconds} {unit}."], action, 429, request_id)
+def throttled(waits: range, action: Any = "list", request_id: Any = 1) -> dict[str, Any]:
+    """The 429 envelope, its wait any of `waits` (whole seconds: which one depends on how long the test took)."""
+    texts = (f"{seconds} second" if seconds == 1 else f"{seconds} seconds" for seconds in waits)
+    message = Pattern(rf"Request was throttled\. Expected available in (?:{'|'.join(texts)})\.")
+    return error([message], action, 429, request_id)
 
 
 def test_limits_have_generous_defaults_and_read_the_environment() -> None:
@@ -74,17 +76,20 @@ def upgrade_headers() -> dict[str, str]:
 
 async def test_over_the_request_rate_a_429_envelope_then_service_again(aiohttp_client, config, database_url,
                                                                      token_for) -> None:
-    client = await limited_client(aiohttp_client, config, database_url, requests_per_second=0.5, request_burst=3)
+    client = await limited_client(aiohttp_client, config, database_url, requests_per_second=0.05, request_burst=3)
     token = await token_for(client)
     async with client.ws_connect(f"/ws/?token={token}") as connection:
         ws = Socket(connection)
         for request_id in range(3):
             assert await ws.request("list", request_id=request_id) == ok([], "list", request_id=request_id)
-        assert await ws.request("retrieve", request_id=7, pk=1) == throttled(2, "retrieve", 7)
+        # The bucket is empty: its next token comes 1 / rate = 20 s after the burst began. The wait is what
+        # is left of that, rounded up to whole seconds: 20 on a fast run, less on a slower one.
+        waits = range(1, 21)
+        assert await ws.request("retrieve", request_id=7, pk=1) == throttled(waits, "retrieve", 7)
         reply = await ws.call({"stream": "vitals", "payload": {"action": "nope", "request_id": "x"}})
-        assert reply == {"stream": "vitals", "payload": throttled(2, "nope", "x")}
+        assert reply == {"stream": "vitals", "payload": throttled(waits, "nope", "x")}
         await connection.send_str("not json")  # a frame that is not even JSON is counted, and answered
-        assert await ws.receive() == {"stream": None, "payload": throttled(2, None, None)}
+        assert await ws.receive() == {"stream": None, "payload": throttled(waits, None, None)}
         assert not connection.closed
 
 
@@ -135,7 +140,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(aiohttp_client, conf
 
 async def test_an_idle_dashboard_that_answers_pings_stays(aiohttp_client, config, database_url,
                                                          token_for) -> None:
-    client = await limited_client(aiohttp_client, config, database_url, heartbeat_seconds=0.3)
+    client = await limited_client(aiohttp_client, config, database_url, heartbeat_seconds=1.0)  # a pong has half of it to arrive
     token = await token_for(client)
     async with client.ws_connect(f"/ws/?token={token}", autoping=False) as idle:
         for _ in range(4):  # idle through four heartbeats, answering each ping as a browser does

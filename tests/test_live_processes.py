@@ -1,51 +1,40 @@
 """Two server processes on one database: a write through one reaches subscribers of the other."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import signal
-import sys
 from typing import AsyncIterator
 
 import aiohttp
 
 from tests.conftest import ADA, Socket, ok
 from tests.live import CURSOR, instance_push, nothing_more, push, pushes
-from tests.test_cli import free_port, run
+from tests.processes import ServerProcess
+from tests.test_cli import run
 
 
 @contextlib.asynccontextmanager
-async def serving(database_url: str) -> AsyncIterator[int]:
-    """A `dashboard-server serve` process on a free port; stopped with SIGTERM afterwards."""
-    port = free_port()
-    env = {**os.environ, "DASHBOARD_DATABASE_URL": database_url}
-    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "server", "serve", "--port", str(port),
-                                                  env=env, stderr=asyncio.subprocess.PIPE)
+async def serving(database_url: str, session: aiohttp.ClientSession) -> AsyncIterator[ServerProcess]:
+    """A `dashboard-server serve` process (tests/processes.py) on a free port; stopped with SIGTERM afterwards."""
+    server = await ServerProcess.start(database_url)
     try:
-        assert b"serving ws://127.0.0.1:" in await asyncio.wait_for(server.stderr.readline(), 30)
-        yield port
-        server.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(server.wait(), 15) == 0
+        first = await server.next_line(r"^", timeout=30)  # the very first line it writes
+        assert "serving ws://127.0.0.1:" in first.string, server.log
+        await server.wait_serving(session)
+        yield server
+        assert await server.stop() == 0, server.log
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        await server.kill()
 
 
-async def connect(session: aiohttp.ClientSession, port: int, token: str) -> Socket:
-    for _ in range(100):
-        try:
-            return Socket(await session.ws_connect(f"http://127.0.0.1:{port}/ws/?token={token}"))
-        except aiohttp.ClientConnectorError:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"nothing answers on port {port}")
+async def connect(session: aiohttp.ClientSession, server: ServerProcess, token: str) -> Socket:
+    return Socket(await session.ws_connect(f"{server.http}/ws/?token={token}"))
 
 
 async def test_a_write_through_one_server_reaches_subscribers_of_the_other(database_url: str) -> None:
     assert run(database_url, "createuser", "nurse").returncode == 0
     token = run(database_url, "token", "nurse").stdout.strip()
-    async with serving(database_url) as one, serving(database_url) as other, aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as session, serving(database_url, session) as one, \
+            serving(database_url, session) as other:
         watcher, writer = await connect(session, one, token), await connect(session, other, token)
         reply = await watcher.request("subscribe", request_id="all")
         assert reply == ok({"cursor": CURSOR}, "subscribe", 201, request_id="all")

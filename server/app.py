@@ -1,4 +1,4 @@
-"""The application factory: state on AppKeys, the pool, the change listener and the connections in cleanup_ctx, routes."""
+"""The application factory: state on AppKeys; the pool, the listener and the connections in cleanup_ctx; routes."""
 from __future__ import annotations
 
 import asyncio

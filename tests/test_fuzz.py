@@ -122,7 +122,8 @@ class Fuzzer:
 
 @pytest.fixture
 async def fuzzer(aiohttp_client: Any, config: Config, database_url: str, token_for: Any) -> Fuzzer:
-    client = await aiohttp_client(create_app(dataclasses.replace(config, max_frame_bytes=MAX_FRAME, database_url=database_url)))
+    limited = dataclasses.replace(config, max_frame_bytes=MAX_FRAME, database_url=database_url)
+    client = await aiohttp_client(create_app(limited))
     client.app_database_url = database_url
     fuzzer = Fuzzer(client, await token_for(client))
     await fuzzer.connect()

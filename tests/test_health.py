@@ -79,7 +79,8 @@ async def test_readyz_follows_the_database(aiohttp_client: Any) -> None:
     base.chmod(0o755)  # as root, the cluster's system user must reach it
     embedded = start_embedded(base / "var")
     try:
-        server = TestServer(create_app(Config(db_timeout_seconds=2.0, session_key=TEST_SECRET, database_url=embedded.url)))
+        config = Config(db_timeout_seconds=2.0, session_key=TEST_SECRET, database_url=embedded.url)
+        server = TestServer(create_app(config))
         await server.start_server(access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         assert (await client.get("/readyz")).status == 200

@@ -140,7 +140,8 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(aiohttp_client, conf
 
 async def test_an_idle_dashboard_that_answers_pings_stays(aiohttp_client, config, database_url,
                                                          token_for) -> None:
-    client = await limited_client(aiohttp_client, config, database_url, heartbeat_seconds=1.0)  # a pong has half of it to arrive
+    # heartbeat 1 s: a pong has half of it to arrive, room enough on a busy machine
+    client = await limited_client(aiohttp_client, config, database_url, heartbeat_seconds=1.0)
     token = await token_for(client)
     async with client.ws_connect(f"/ws/?token={token}", autoping=False) as idle:
         for _ in range(4):  # idle through four heartbeats, answering each ping as a browser does

@@ -1,1 +1,1 @@
-"""Accounts: users and roles, tokens, passwords, login sessions, failed-login throttles, the server secret, the Django import."""
+"""Accounts: users, roles and tokens, passwords, login sessions, failed-login throttles, the secret, the Django import."""

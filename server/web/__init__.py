@@ -1,1 +1,1 @@
-"""The transports and what faces the network: /ws/ (one Connection a socket), /api/ (REST and auth), the codec, the page, health and metrics."""
+"""What faces the network: /ws/ (a Connection a socket), /api/ (REST, auth), the codec, the page, health, metrics."""

@@ -8,6 +8,7 @@ import os
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+import uvloop
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
@@ -189,3 +190,9 @@ async def sockets_open(client: TestClient) -> float:
             return count
         await asyncio.sleep(0.05)
     return count
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
+    """Every async test on uvloop, the loop `serve` runs on (server/ops/serving.py): some driver
+    failures only show there."""
+    return {"uvloop": uvloop.new_event_loop}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any, AsyncIterator, Iterator, Mapping
 
 import aiopg
@@ -14,6 +15,7 @@ from server.errors import ApiError, BadRequest, Conflict, ReferenceViolation, Un
 from server.store.batching import KeyedLookups, Row
 
 log = logging.getLogger(__name__)
+ADDRESS = re.compile(r" ?0x[0-9a-f]+")
 
 DriverError = psycopg2.Error  # for a command that reports any refusal of the database as text
 
@@ -30,8 +32,14 @@ class DatabaseUnavailable(Exception):
     """open_database could not connect at all; str() is a one-line reason."""
 
 
-def translate(exc: BaseException) -> ApiError | None:
-    """Map a driver error to the server's own error; None means unexpected (a 500)."""
+def translate(exc: BaseException, connecting: bool = False) -> ApiError | None:
+    """Map a driver error to the server's own error; None means unexpected (a 500).
+
+    While connecting, every failure means the database is not there and nothing was sent: under
+    uvloop a socket that was refused can also come back as RuntimeError("unable to perform
+    operation on <UVPoll closed=True>") from the loop."""
+    if connecting and isinstance(exc, (psycopg2.Error, OSError, RuntimeError, asyncio.TimeoutError)):
+        return Unavailable()
     if isinstance(exc, psycopg2.errors.UniqueViolation):
         return Conflict(["A record with these values already exists."])
     if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
@@ -45,18 +53,42 @@ def translate(exc: BaseException) -> ApiError | None:
     return None
 
 
+class OutageLog:
+    """One warning per cause of an outage, not one per request: each reason is told the first time
+    it is seen, and how many failures there were when the database answers again."""
+
+    def __init__(self) -> None:
+        self.reasons: set[str] = set()
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        # Without addresses: uvloop names the handle it found closed (<UVPoll closed=True 0x7f...>).
+        reason = ADDRESS.sub("", (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        if reason not in self.reasons:
+            self.reasons.add(reason)
+            log.warning("database unavailable: %s", reason)
+
+    def answered(self) -> None:
+        """The database answered: the outage, if there was one, is over."""
+        if self.failures:
+            log.warning("database available again, after %d failed attempts", self.failures)
+        self.reasons.clear()
+        self.failures = 0
+
+
 @contextlib.contextmanager
-def translated() -> Iterator[None]:
-    """The one place driver errors become the server's own (an outage is logged, once, here);
-    an unexpected one is raised as it is."""
+def translated(outages: OutageLog, connecting: bool = False) -> Iterator[None]:
+    """The one place driver errors become the server's own (an outage is logged here, once a
+    cause); an unexpected one is raised as it is."""
     try:
         yield
-    except (psycopg2.Error, asyncio.TimeoutError, ConnectionError) as exc:
-        mapped = translate(exc)
+    except (psycopg2.Error, asyncio.TimeoutError, ConnectionError, OSError, RuntimeError) as exc:
+        mapped = translate(exc, connecting)
         if mapped is None:
             raise
         if isinstance(mapped, Unavailable):
-            log.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
+            outages.failed(exc)
         raise mapped from exc
 
 
@@ -117,13 +149,15 @@ class Session:
 class Listening(Session):
     """A session on a connection that LISTENs: also waits for notifications."""
 
-    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, queries: Mapping[str, str],
+                 outages: OutageLog) -> None:
         super().__init__(cursor, queries)
         self._connection = connection
+        self._outages = outages
 
     async def notified(self) -> None:
         """Wait for the next notification, then take every queued one (they only say "look")."""
-        with translated():
+        with translated(self._outages):
             await self._connection.notifies.get()
             while not self._connection.notifies.empty():
                 await self._connection.notifies.get()
@@ -138,19 +172,22 @@ class Database:
         self._timeout = timeout
         self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
         self._url = url
+        self.outages = OutageLog()
         self.lookups = KeyedLookups(self.fetch_all)  # concurrent retrieves share a query (batching.py)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         self._waiting += 1
         try:
-            with translated():
+            with translated(self.outages, connecting=True):
                 async with asyncio.timeout(self._timeout):
                     connection = await self._pool.acquire()
         finally:
             self._waiting -= 1
+        if self.outages.failures:
+            self.outages.answered()
         try:
-            with translated():
+            with translated(self.outages):
                 try:
                     async with connection.cursor() as cursor:
                         yield Session(cursor, self.queries)
@@ -164,15 +201,15 @@ class Database:
     async def listen(self, listen_query: str, application_name: str) -> AsyncIterator[Listening]:
         """A dedicated connection (never pooled: LISTEN belongs to a session) that has run
         `listen_query`; queries and notifications on it. Driver errors become Unavailable."""
-        with translated():
+        with translated(self.outages, connecting=True):
             async with asyncio.timeout(self._timeout):
                 connection = await aiopg.connect(self._url, timeout=self._timeout, options="-c TimeZone=UTC",
                                                  application_name=application_name)
         try:
-            with translated():
+            with translated(self.outages):
                 # No cursor context: closing the connection closes it, and a cursor close that fails
                 # on a dead connection must not replace the error (or a cancellation) in flight.
-                listening = Listening(connection, await connection.cursor(), self.queries)
+                listening = Listening(connection, await connection.cursor(), self.queries, self.outages)
                 await listening.execute(listen_query)
                 yield listening
         finally:

@@ -51,7 +51,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     """The change listener and the periodic pruning of the change log, for this process."""
     config = app[CONFIG]
-    app[SUBSCRIPTIONS] = Registry(app[RESOURCES])
+    app[SUBSCRIPTIONS] = Registry(app[RESOURCES], config.max_subscriptions)
     app[LISTENER] = listener = Listener(
         app[DB], app[SUBSCRIPTIONS], poll_seconds=config.changes_poll_seconds,
         timeout=config.db_timeout_seconds, retain_seconds=config.changes_retain_seconds,

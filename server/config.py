@@ -52,6 +52,9 @@ class Config:
     requests_per_second: float = 5000.0   # per socket, a token bucket refilled at this rate...
     request_burst: int = 10000            # ...holding this many; an empty bucket answers 429
     throttle_close_after: int = 1000      # consecutive throttled requests, then close 1008
+    max_subscriptions_per_socket: int = 128   # subscribe + subscribe_instance of one socket; over: 429
+    max_subscriptions: int = 100_000      # of this process (per worker); over: 503
+    max_request_id_bytes: int = 256       # a request_id's JSON; over: 400, not echoed
     handshake_timeout_seconds: float = 30.0  # a connection must send its request (handshake) in this time
     certfile: Path | None = None          # PEM certificate chain: serve https:// and wss:// directly
     keyfile: Path | None = None           # its private key

@@ -123,6 +123,10 @@ class TooManyConnections(ApiError):
         self.status = status
 
 
+class TooManySubscriptions(TooManyConnections):
+    """A subscription cap: 429 for the socket, 503 for the process."""
+
+
 class InternalError(ApiError):
     """An unexpected fault, already logged with its traceback."""
 

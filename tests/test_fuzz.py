@@ -44,6 +44,7 @@ payloads = st.fixed_dictionaries({}, optional={
                                                + FIELDS), json_values, max_size=3) | json_values,
     "limit": json_values, "offset": json_values, "ordering": json_values,
 })
+MAX_DEPTH, MAX_REQUEST_ID = 32, 256  # docs/protocol.md, limits table
 structured = st.builds(lambda stream, payload: ("text", json.dumps({"stream": stream, "payload": payload})),
                        st.sampled_from(STREAMS) | json_values, payloads)
 frames = st.one_of(
@@ -81,12 +82,28 @@ def assert_envelope(reply: Any, sent: str) -> dict[str, Any]:
         frame = json.loads(sent)
     except (ValueError, RecursionError):
         frame = None
-    if isinstance(frame, dict) and isinstance(frame.get("payload"), dict) and isinstance(frame.get("stream"), str):
+    routable = isinstance(frame, dict) and isinstance(frame.get("payload"), dict) and isinstance(frame.get("stream"), str)
+    if routable and depth(frame) <= MAX_DEPTH:
         assert reply["stream"] == frame["stream"]
-        assert payload["request_id"] == frame["payload"].get("request_id")
+        request_id = frame["payload"].get("request_id")
+        if len(json.dumps(request_id)) > MAX_REQUEST_ID:  # refused, and not echoed
+            assert (payload["response_status"], payload["request_id"]) == (400, None), reply
+        else:
+            assert payload["request_id"] == request_id
     else:
         assert reply["stream"] is None and payload["response_status"] == 400
     return payload
+
+
+def depth(value: Any) -> int:
+    """How deep arrays and objects nest in a value (1 for a flat object)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class Fuzzer:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import AccessLogger, create_app
 from server.config import Config, load_config
-from tests.conftest import Pattern, Socket, error, ok, sockets_open
+from tests.conftest import Pattern, Socket, create, error, ok, sockets_open
 
 
 async def limited_client(aiohttp_client: Any, config: Config, database_url: str, **changes: Any) -> TestClient:
@@ -168,3 +168,47 @@ async def test_the_frame_size_limit_is_exact(aiohttp_client, config, database_ur
         await connection.send_str(at_limit[:-3] + 'x"}}')  # one byte over
         closing = await connection.receive(timeout=10)
         assert closing.type == WSMsgType.CLOSE and connection.close_code == 1009
+
+
+async def test_subscriptions_per_socket_and_per_process_are_capped(aiohttp_client, config, database_url,
+                                                                   token_for) -> None:
+    client = await limited_client(aiohttp_client, config, database_url, max_subscriptions_per_socket=3,
+                                  max_subscriptions=4)
+    token = await token_for(client)
+    async with client.ws_connect(f"/ws/?token={token}") as first, client.ws_connect(f"/ws/?token={token}") as second:
+        ws, other = Socket(first), Socket(second)
+        patient = await create(ws)
+        for request_id in ("a", "b"):
+            assert (await ws.request("subscribe", request_id=request_id))["response_status"] == 201
+        assert await ws.request("subscribe_instance", request_id="c", pk=patient["id"]) == ok(
+            None, "subscribe_instance", 201, request_id="c")
+        assert await ws.request("subscribe", request_id="d") == error(
+            ["Too many subscriptions on this socket: at most 3."], "subscribe", 429, request_id="d")
+        assert await ws.request("subscribe_instance", request_id="d", pk=patient["id"]) == error(
+            ["Too many subscriptions on this socket: at most 3."], "subscribe_instance", 429, request_id="d")
+        # Subscribing a request_id again replaces it: no new subscription, no refusal.
+        assert (await ws.request("subscribe", request_id="a", filters={"last_name": "X"}))["response_status"] == 201
+        assert await ws.request("unsubscribe", request_id="b") == ok(None, "unsubscribe", 204, request_id="b")
+        assert (await ws.request("subscribe", request_id="d"))["response_status"] == 201
+        # The process holds 3; one more anywhere, then none.
+        assert (await other.request("subscribe", request_id="e"))["response_status"] == 201
+        assert await other.request("subscribe", request_id="f") == error(
+            ["Too many subscriptions on this server, try again later."], "subscribe", 503, request_id="f")
+        await ws.ws.close()
+        assert await sockets_open(client) == 1  # its subscriptions went with it
+        assert (await other.request("subscribe", request_id="f"))["response_status"] == 201
+
+
+async def test_an_oversized_or_too_deep_request_id_is_a_400_not_echoed(ws: Socket) -> None:
+    long_id = "x" * 300
+    assert await ws.request("list", request_id=long_id) == error(
+        ['"request_id" is too long: at most 256 bytes of JSON.'], "list", 400, request_id=None)
+    assert await ws.request("list", request_id=["y"] * 100) == error(
+        ['"request_id" is too long: at most 256 bytes of JSON.'], "list", 400, request_id=None)
+    # 977 deep was once a 500 (json.dumps of the reply ran out of stack); 32 lists in the frame's two objects: 34.
+    for depth in (977, 32):
+        request_id = "[" * depth + "1" + "]" * depth
+        await ws.ws.send_str('{"stream": "patients", "payload": {"action": "list", "request_id": %s}}' % request_id)
+        assert await ws.receive() == {"stream": None, "payload": error(
+            ["Invalid frame: nested too deeply (at most 32 levels)."], None, 400, None)}
+    assert await ws.request("list", request_id="x" * 40) == ok([], "list", request_id="x" * 40)  # the socket stays

@@ -108,7 +108,10 @@ async def test_bodies_that_are_not_json_objects(client, token: str) -> None:
     deep = "[" * 200_000 + "]" * 200_000
     for path in ("/api/patients/", "/api/auth/token/", "/api/auth/login/"):  # a 400, not a RecursionError's 500
         assert await call(client, "POST", path, token, data=deep, headers=json_header) == (
-            400, {"detail": "JSON parse error - Nested too deeply"}), path
+            400, {"detail": "JSON parse error - Nested too deeply (at most 32 levels)"}), path
+    # Deep enough to hurt later (the schema, the reply), not deep enough to stop the parser: refused as well.
+    assert await call(client, "POST", "/api/patients/", token, data='{"first_name": ' + "[" * 40 + "]" * 40 + "}",
+                      headers=json_header) == (400, {"detail": "JSON parse error - Nested too deeply (at most 32 levels)"})
 
 
 async def test_a_form_body_works_like_curl_d(client, token: str) -> None:

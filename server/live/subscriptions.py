@@ -15,7 +15,7 @@ import logging
 from typing import Any, Mapping, Protocol
 
 from server.accounts.users import User
-from server.errors import ApiError, BadRequest, InternalError
+from server.errors import ApiError, BadRequest, InternalError, TooManySubscriptions
 from server.live.cursors import INVALID_CURSOR, Cursor, Snapshot
 from server.live.filters import FilterTerm
 from server.live.listener import Listener
@@ -70,18 +70,23 @@ class Subscription:
 class Registry:
     """Every subscription of this process, by what it watches."""
 
-    def __init__(self, streams: Mapping[str, Stream]) -> None:
+    def __init__(self, streams: Mapping[str, Stream], limit: int) -> None:
         self._streams_by_name = streams
+        self.limit, self.count = limit, 0  # subscriptions of this process: each costs every change a look
         # Dicts as ordered sets: pushes of one change go out in the order of subscribing.
         self._instances: dict[tuple[str, int], dict[Subscription, None]] = collections.defaultdict(dict)
         self._streams: dict[str, dict[Subscription, None]] = collections.defaultdict(dict)
 
     def add(self, sub: Subscription) -> None:
-        self._watchers(sub)[sub] = None
+        watchers = self._watchers(sub)
+        if sub not in watchers:
+            self.count += 1
+        watchers[sub] = None
 
     def remove(self, sub: Subscription) -> None:
         watchers = self._watchers(sub)
-        watchers.pop(sub, None)
+        if watchers.pop(sub, False) is None:
+            self.count -= 1
         if not watchers:  # keep the maps as small as what is watched
             if sub.pk is None:
                 del self._streams[sub.stream.name]
@@ -115,29 +120,42 @@ def request_key(request_id: Any) -> str:
 class SocketSubscriptions:
     """One socket's subscriptions: what the subscribe actions call (server/resources/subscribe.py)."""
 
-    def __init__(self, listener: Listener, registry: Registry, user: User, sink: Sink) -> None:
-        self.listener, self.registry, self.user, self.sink = listener, registry, user, sink
+    def __init__(self, listener: Listener, registry: Registry, user: User, sink: Sink, limit: int) -> None:
+        self.listener, self.registry, self.user, self.sink, self.limit = listener, registry, user, sink, limit
         self._instances: dict[tuple[str, int, str], Subscription] = {}
         self._streams: dict[tuple[str, str], Subscription] = {}
         self._starting: tuple[Subscription, Cursor | None, Snapshot | None] | None = None  # (sub, since, target)
 
     async def watch_instance(self, stream: Stream, pk: int, request_id: Any) -> Subscription:
+        key = (stream.name, pk, request_key(request_id))
+        self._room_for(key not in self._instances)
         await self.listener.position()
         sub = Subscription(self, stream, request_id, pk=pk)
-        self._replace(self._instances, (stream.name, pk, request_key(request_id)), sub)
+        self._replace(self._instances, key, sub)
         self._starting = (sub, None, None)
         return sub
 
     async def watch_stream(self, stream: Stream, request_id: Any, terms: tuple[FilterTerm, ...],
                            since: Cursor | None) -> Cursor:
         """Register (replacing one with the same request_id); returns where its pushes start."""
+        key = (stream.name, request_key(request_id))
+        self._room_for(key not in self._streams)
         position = await self.listener.position()
         if since is not None and not position.covers(since.high):
             raise BadRequest([{"since": [INVALID_CURSOR]}])  # from the future, or another database
         sub = Subscription(self, stream, request_id, terms=terms)
-        self._replace(self._streams, (stream.name, request_key(request_id)), sub)
+        self._replace(self._streams, key, sub)
         self._starting = (sub, since, position)
         return since or Cursor.at(position)
+
+    def _room_for(self, new: bool) -> None:
+        """A new subscription (not one replacing its request_id's) within the limits, or the refusal."""
+        if not new:
+            return
+        if len(self._instances) + len(self._streams) >= self.limit:
+            raise TooManySubscriptions(429, f"Too many subscriptions on this socket: at most {self.limit}.")
+        if self.registry.count >= self.registry.limit:
+            raise TooManySubscriptions(503, "Too many subscriptions on this server, try again later.")
 
     def cancel(self, sub: Subscription) -> None:
         """Undo a registration whose request failed after all."""

@@ -28,21 +28,44 @@ def _finite_float(text: str) -> float:
 
 # One decoder for everything received: json.loads(text, parse_constant=...) would build a new one each call.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+MAX_DEPTH = 32  # arrays and objects within each other, in anything received: no request needs more
+NESTED = f"Nested too deeply (at most {MAX_DEPTH} levels)"
 
 
 def decode(text: str) -> Any:
-    """Standard JSON only: NaN, the infinities and numbers beyond a double are refused (ValueError)."""
+    """Standard JSON only: NaN, the infinities and numbers beyond a double are refused, and so is
+    anything nested more than MAX_DEPTH deep (ValueError), before any work is done with it."""
     try:
-        return _DECODER.decode(text)
+        value = _DECODER.decode(text)
     except RecursionError:
-        raise ValueError("Nested too deeply") from None
+        raise ValueError(NESTED) from None
+    # Only text with that many brackets can be that deep: most frames skip the walk.
+    if text.count("[") + text.count("{") > MAX_DEPTH and too_deep(value):
+        raise ValueError(NESTED)
+    return value
+
+
+def too_deep(value: Any) -> bool:
+    """Whether arrays and objects nest more than MAX_DEPTH deep (iteratively: no recursion to exhaust)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_DEPTH:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def parse_frame(text: str) -> tuple[str, dict[str, Any]]:
     """Return (stream, payload) of a client frame, or raise FrameError saying why not."""
     try:
         frame = decode(text)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc) == NESTED:
+            raise FrameError(f"Invalid frame: {NESTED.lower()}.") from None
         raise FrameError("Invalid frame: not valid JSON.") from None
     if not isinstance(frame, dict) or "stream" not in frame or "payload" not in frame:
         raise FrameError('Invalid frame: expected a JSON object with "stream" and "payload".')

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Mapping
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from server.config import Config
-from server.errors import ApiError, MethodNotAllowed, NotFound, Throttled, Unavailable
+from server.errors import ApiError, BadRequest, MethodNotAllowed, NotFound, Throttled, Unavailable
 from server.live.listener import Listener
 from server.live.pushes import Event
 from server.live.subscriptions import Registry, SocketSubscriptions, Subscription
@@ -51,7 +51,8 @@ class Connection:
         self.throttle = FrameThrottle(hub.config)
         self.outbox = Outbox(ws, request, hub.config.outbound_queue, on_sent=hub.metrics.frame_sent,
                              on_overflow=lambda: hub.metrics.count_throttled("queue"))
-        self.subscriptions = SocketSubscriptions(hub.listener, hub.registry, principal.user, self)
+        self.subscriptions = SocketSubscriptions(hub.listener, hub.registry, principal.user, self,
+                                                 hub.config.max_subscriptions_per_socket)
         self._replying = asyncio.Lock()                  # held from a request to its reply (and shutdown)
         self._held: collections.deque[str] | None = None  # pushes waiting for the reply in progress
 
@@ -80,6 +81,9 @@ class Connection:
         """The frame that answers one message, whatever went wrong."""
         started = time.perf_counter()
         stream, payload, problem = read_frame(message)
+        if problem is None and oversized(payload.get("request_id"), self.hub.max_request_id_bytes):
+            problem = BadRequest([f'"request_id" is too long: at most {self.hub.max_request_id_bytes} bytes of JSON.'])
+            payload = {"action": payload.get("action")}  # not echoed: it is what was too long
         if refusal is not None:  # refused unread: no request was served
             return encode(stream, envelope_of(Outcome.failed(refusal), payload))
         self.hub.metrics.frame_received()
@@ -182,6 +186,16 @@ def read_frame(message: WSMessage) -> tuple[str | None, Mapping[str, Any], Frame
     return stream, payload, None
 
 
+def oversized(request_id: Any, limit: int) -> bool:
+    """Whether a request_id's JSON is longer than `limit` bytes (cheap for the usual ids)."""
+    kind = type(request_id)
+    if request_id is None or kind is bool or (kind is int and request_id.bit_length() // 3 + 2 <= limit):
+        return False  # a digit is more than 3 bits
+    if kind is str and 6 * len(request_id) + 2 <= limit:  # \uXXXX at worst
+        return False
+    return len(json.dumps(request_id)) > limit
+
+
 def envelope_of(outcome: Outcome, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The reply envelope, echoing the request's action and request_id."""
     errors = outcome.error.errors if outcome.error is not None else None
@@ -201,7 +215,7 @@ class Connections:
                  registry: Registry, metrics: Metrics) -> None:
         self.config, self.db, self.resources = config, db, resources
         self.listener, self.registry, self.metrics = listener, registry, metrics
-        self.max_page_size = config.max_page_size
+        self.max_page_size, self.max_request_id_bytes = config.max_page_size, config.max_request_id_bytes
         self.counter = SocketCounter(config.max_sockets, config.max_sockets_per_user)
         self._open: dict[Connection, None] = {}
 

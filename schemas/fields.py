@@ -35,7 +35,8 @@ def parse_integer(value: Any, digits: int = 19, signed: bool = True) -> int | No
         return value
     if not isinstance(value, str) or not value.isascii():
         return None
-    unsigned = value[1:] if signed and value.startswith("-") else value
+    negative = signed and value.startswith("-")
+    unsigned = value[1:] if negative else value
     if not unsigned.isdigit():
         return None
     if len(unsigned) <= digits:
@@ -43,7 +44,7 @@ def parse_integer(value: Any, digits: int = 19, signed: bool = True) -> int | No
     significant = unsigned.lstrip("0") or "0"  # "00000000000000000001" is 1, as Django reads it
     if len(significant) > digits:
         return None
-    return -int(significant) if unsigned is not value else int(significant)
+    return -int(significant) if negative else int(significant)
 
 
 def parse_datetime(text: str) -> dt.datetime | None:

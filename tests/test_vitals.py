@@ -106,7 +106,7 @@ async def test_an_unknown_patient_is_reported_with_the_other_fields(ws: Socket, 
     reply = await request(ws, "create", data={**HEART_RATE, "patient": 99, "kind": "pulse"})
     assert reply == error([both], "create", 400)
     assert await call(client, "POST", "/api/vitals/", token, json={**HEART_RATE, "patient": "99", "kind": "pulse"}) == (
-        400, {**both, "patient": ['Invalid pk "99" - object does not exist.']})
+        400, both)
     # An id past bigint's range names no row: that needs no database, so it comes with the rest.
     reply = await request(ws, "create", data={**HEART_RATE, "patient": 2**63, "kind": "pulse"})
     assert reply == error([{"patient": [f'Invalid pk "{2**63}" - object does not exist.'],

@@ -23,6 +23,7 @@ LIST_OPTIONS = ("limit", "offset", "ordering")
 # DRF's router: an id has no dot or slash, and every path may end in .<format> (with or without /).
 PK = "{pk:[^/.]+}"
 FORMAT = ".{format:[a-z0-9]+}"
+INT_DIGITS = sys.get_int_max_str_digits() or 4300  # how long a number Django's int() reads
 
 
 def resource_routes(resource: Resource) -> list[tuple[str, dict[str, str]]]:
@@ -88,7 +89,7 @@ async def build_payload(request: web.Request, resource: Resource, action: str) -
 def path_pk(request: web.Request) -> int:
     """The id in the path; one that is no integer at all is DRF's generic 404 ("Not found."), a
     number that names no row the resource's own. Digits as on /ws/, as many as int() reads."""
-    pk = parse_integer(request.match_info["pk"], digits=sys.get_int_max_str_digits() or 4300)
+    pk = parse_integer(request.match_info["pk"], digits=INT_DIGITS)
     if pk is None:
         raise PathNotFound()
     return pk

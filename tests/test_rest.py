@@ -71,7 +71,7 @@ async def test_a_pk_that_names_no_row_is_404(client, token: str, pk: str) -> Non
     assert await call(client, "GET", f"/api/patients/{pk}/", token) == (404, NOT_FOUND)
 
 
-@pytest.mark.parametrize("pk", ["abc", "1.0", "+1", "1_0"])
+@pytest.mark.parametrize("pk", ["abc", "1.0", "+1", "1_0", "%201", "%EF%BC%91"])
 async def test_a_pk_that_is_no_number_is_drfs_generic_404(client, token: str, pk: str) -> None:
     await post_patient(client, token)
     for method in ("GET", "PUT", "PATCH", "DELETE"):  # before the body is even read, as DRF's get_object

@@ -112,6 +112,7 @@ async def test_no_trailing_slash_is_djangos_301(client, token: str) -> None:
     for method in ("GET", "POST", "DELETE"):
         async with client.request(method, "/api/patients?limit=2&x=%C3%A9", allow_redirects=False) as response:
             assert (response.status, response.headers["Location"]) == (301, "/api/patients/?limit=2&x=%C3%A9")
+            assert response.headers["Content-Type"] == "text/html; charset=utf-8" and await response.read() == b""
     for path, target in (("/api/patients/1", "/api/patients/1/"), ("/api", "/api/"), ("/api/auth/token", "/api/auth/token/")):
         async with client.get(path, allow_redirects=False) as response:
             assert (response.status, response.headers["Location"]) == (301, target), path

@@ -127,7 +127,7 @@ async def _slash_redirect(request: web.Request) -> web.Response | None:
     found = await request.app.router.resolve(request.clone(rel_url=location))
     if found.http_exception is not None and found.http_exception.status != 405:
         return None
-    return web.Response(status=301, headers={"Location": location}, content_type="text/html")
+    return web.Response(status=301, headers={"Location": location}, content_type="text/html", charset="utf-8")
 
 
 @web.middleware

@@ -93,7 +93,7 @@ async def test_methods_not_allowed_name_the_allowed_ones(client, token: str) -> 
         assert response.status == 200 and await response.read() == b""
     async with client.get("/api/auth/token/") as response:
         assert response.status == 405 and await response.json() == {"detail": 'Method "GET" not allowed.'}
-        assert response.headers["Allow"] == "POST"
+        assert response.headers["Allow"] == "POST, OPTIONS"
 
 
 async def test_unknown_api_paths_are_a_json_404(client, token: str) -> None:

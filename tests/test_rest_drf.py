@@ -200,3 +200,21 @@ async def test_line_separators_are_escaped_as_drf_writes_them(client, token: str
     async with client.post("/api/patients/", json={**ADA, "first_name": "A\u2028B\u2029C"},
                            headers={"Authorization": f"Token {token}"}) as response:
         assert '"first_name":"A\\u2028B\\u2029C"' in await response.text()
+
+
+async def test_the_token_endpoint_is_a_drf_view_too(client, token: str) -> None:
+    # Recorded from ../shared/peer-django: OPTIONS /api/auth/token/ (obtain_auth_token).
+    text = lambda label, read_only=False: {  # noqa: E731
+        "type": "string", "required": not read_only, "read_only": read_only, "label": label}
+    async with client.options("/api/auth/token/") as response:
+        assert response.status == 200 and response.headers["Allow"] == "POST, OPTIONS"
+        assert await response.json() == {
+            "name": "Obtain Auth Token", "description": "", "renders": ["application/json"],
+            "parses": ["application/x-www-form-urlencoded", "multipart/form-data", "application/json"],
+            "actions": {"POST": {"username": text("Username"), "password": text("Password"),
+                                 "token": text("Token", read_only=True)}}}
+    assert await call(client, "POST", "/api/auth/token/", data={"username": "x", "password": "y"},
+                      headers={"Accept": "text/html"}) == (406, {"detail": "Could not satisfy the request Accept header."})
+    async with client.post("/api/auth/token/", data={"username": "x", "password": "y"}) as response:
+        assert response.status == 400 and response.headers["Allow"] == "POST, OPTIONS"
+    assert await call(client, "DELETE", "/api/auth/token/") == (405, {"detail": 'Method "DELETE" not allowed.'})

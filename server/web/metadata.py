@@ -54,3 +54,13 @@ def root_metadata() -> dict[str, Any]:
     """OPTIONS on /api/, as on DRF's DefaultRouter root."""
     return {"name": "Api Root", "description": "The default basic root view for DefaultRouter",
             "renders": RENDERS, "parses": PARSES}
+
+
+def token_metadata() -> dict[str, Any]:
+    """OPTIONS on /api/auth/token/, as DRF describes obtain_auth_token's AuthTokenSerializer."""
+    def text(label: str, read_only: bool = False) -> dict[str, Any]:
+        return {"type": "string", "required": not read_only, "read_only": read_only, "label": label}
+    return {"name": "Obtain Auth Token", "description": "", "renders": RENDERS,
+            "parses": ["application/x-www-form-urlencoded", "multipart/form-data", "application/json"],
+            "actions": {"POST": {"username": text("Username"), "password": text("Password"),
+                                 "token": text("Token", read_only=True)}}}

@@ -16,25 +16,35 @@ BASE_MESSAGES = {
     "null": "This field may not be null.",
 }
 
-# Django's parse_datetime fallback for what datetime.fromisoformat() refuses.
+# Django's parse_datetime fallback for what datetime.fromisoformat() refuses. Like Django's, it is
+# not ASCII-only: \d takes any decimal digit ("２０２６", Arabic-Indic) and \s any space (U+00A0),
+# which int() and DRF then normalise; the old stack accepted them, so clients may send them.
 DATETIME_RE = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
     r"[T ](?P<hour>\d{1,2}):(?P<minute>\d{1,2})"
     r"(?::(?P<second>\d{1,2})(?:[.,](?P<microsecond>\d{1,6})\d{0,6})?)?"
     r"\s*(?P<tzinfo>Z|[+-]\d{2}(?::?\d{2})?)?$",
-    re.ASCII,
 )
 
 
 def parse_integer(value: Any, digits: int = 19, signed: bool = True) -> int | None:
-    """The one integer parser of client input: an int (never a bool), or a string of at most
-    `digits` ASCII digits, `-` first when `signed` (no spaces, `+` or `_`, which int() takes); else None."""
+    """The one integer parser of client input: an int (never a bool), or a string of ASCII digits
+    worth at most `digits` digits (leading zeros are free, as for int()), `-` first when `signed`
+    (no spaces, `+` or `_`, which int() takes); else None."""
     if type(value) is int:
         return value
     if not isinstance(value, str) or not value.isascii():
         return None
-    unsigned = value[1:] if signed and value.startswith("-") else value
-    return int(value) if unsigned.isdigit() and len(unsigned) <= digits else None
+    negative = signed and value.startswith("-")
+    unsigned = value[1:] if negative else value
+    if not unsigned.isdigit():
+        return None
+    if len(unsigned) <= digits:
+        return int(value)
+    significant = unsigned.lstrip("0") or "0"  # "00000000000000000001" is 1, as Django reads it
+    if len(significant) > digits:
+        return None
+    return -int(significant) if negative else int(significant)
 
 
 def parse_datetime(text: str) -> dt.datetime | None:

@@ -22,7 +22,8 @@ from server.web.auth_api import add_auth_routes
 from server.web.connection import Connections
 from server.web.health import setup_operations
 from server.web.http import http_errors
-from server.web.keys import CONFIG, CONNECTIONS, DB, LISTENER, METRICS, OPENAPI, RESOURCES, SEALER, SUBSCRIPTIONS
+from server.web.keys import ASYNCAPI, CONFIG, CONNECTIONS, DB, LISTENER, METRICS, OPENAPI, RESOURCES, SEALER, SUBSCRIPTIONS
+from server.web.asyncapi import asyncapi_view, build_asyncapi
 from server.web.openapi import build_openapi, openapi_view
 from server.web.page import add_page_routes
 from server.web.rest import add_resource_routes
@@ -91,6 +92,7 @@ def create_app(config: Config, resources: tuple[Resource, ...] = DECLARED_RESOUR
     app[RESOURCES] = {resource.name: resource for resource in resources}
     app[SEALER] = Sealer(secret)
     app[OPENAPI] = build_openapi(resources)
+    app[ASYNCAPI] = build_asyncapi(resources, app[OPENAPI])
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(connections_ctx)
@@ -101,5 +103,6 @@ def create_app(config: Config, resources: tuple[Resource, ...] = DECLARED_RESOUR
     add_resource_routes(app)
     add_auth_routes(app)
     app.router.add_get("/api/openapi.json", openapi_view)
+    app.router.add_get("/api/asyncapi.json", asyncapi_view)
     add_page_routes(app)
     return app

@@ -65,6 +65,14 @@ class NotFound(ApiError):
         super().__init__([detail])
 
 
+class PathNotFound(NotFound):
+    """An HTTP path that names nothing at all, not even a malformed id: DRF's generic text.
+    (A resource's NotFound is answered over HTTP as "No <Model> matches the given query.")"""
+
+    def __init__(self) -> None:
+        super().__init__("Not found.")
+
+
 class MethodNotAllowed(ApiError):
     """`allow` is the HTTP Allow header (the methods a REST path serves), when there is one."""
 
@@ -87,6 +95,15 @@ class Gone(ApiError):
 
     def __init__(self) -> None:
         super().__init__(["Cursor expired, list again."])
+
+
+class NotAcceptable(ApiError):
+    """An HTTP Accept header that JSON does not satisfy."""
+
+    status = 406
+
+    def __init__(self) -> None:
+        super().__init__(["Could not satisfy the request Accept header."])
 
 
 class UnsupportedMediaType(ApiError):

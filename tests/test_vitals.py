@@ -100,15 +100,27 @@ async def test_an_unknown_patient_is_named_by_the_database(ws: Socket, ada: int)
     assert await request(ws, "list") == ok([vital(ada, id=pk)], "list")  # nothing changed
 
 
-async def test_the_patient_is_checked_once_the_other_fields_are_valid(ws: Socket) -> None:
-    # Departure: DRF looks the patient up while validating fields, so it would also report the
-    # unknown patient here; the database checks it as it writes, which needs valid data.
+async def test_an_unknown_patient_is_reported_with_the_other_fields(ws: Socket, client, token: str) -> None:
+    # As DRF: every failing field at once, the missing related object among them, in field order.
+    both = {"patient": ['Invalid pk "99" - object does not exist.'], "kind": ['"pulse" is not a valid choice.']}
     reply = await request(ws, "create", data={**HEART_RATE, "patient": 99, "kind": "pulse"})
-    assert reply == error([{"kind": ['"pulse" is not a valid choice.']}], "create", 400)
+    assert reply == error([both], "create", 400)
+    assert await call(client, "POST", "/api/vitals/", token, json={**HEART_RATE, "patient": "99", "kind": "pulse"}) == (
+        400, both)
     # An id past bigint's range names no row: that needs no database, so it comes with the rest.
     reply = await request(ws, "create", data={**HEART_RATE, "patient": 2**63, "kind": "pulse"})
     assert reply == error([{"patient": [f'Invalid pk "{2**63}" - object does not exist.'],
                             "kind": ['"pulse" is not a valid choice.']}], "create", 400)
+    # An existing patient adds nothing; update and patch report the same way (404 first).
+    ada = (await create(ws))["id"]
+    reply = await request(ws, "create", data={**HEART_RATE, "patient": ada, "kind": "pulse"})
+    assert reply == error([{"kind": ['"pulse" is not a valid choice.']}], "create", 400)
+    pk = (await add(ws, ada))["id"]
+    for action in ("update", "patch"):
+        reply = await request(ws, action, pk=pk, data={**HEART_RATE, "patient": 99, "unit": ""})
+        assert reply == error([{"patient": both["patient"], "unit": ["This field may not be blank."]}], action, 400)
+        reply = await request(ws, action, pk=pk + 1, data={**HEART_RATE, "patient": 99, "unit": ""})
+        assert reply == error(["Not found"], action, 404)
 
 
 async def test_deleting_a_patient_deletes_its_vitals(ws: Socket, ada: int) -> None:

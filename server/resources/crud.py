@@ -21,7 +21,7 @@ def lookup_pk(payload: Mapping[str, Any]) -> int:
     return pk
 
 
-def load_data(call: Call, payload: Mapping[str, Any], partial: bool) -> dict[str, Any]:
+async def load_data(call: Call, payload: Mapping[str, Any], partial: bool) -> dict[str, Any]:
     """Validate the payload's data with the resource schema; DRF's 400 shapes on failure."""
     data = payload.get("data")
     if data is None:
@@ -29,10 +29,26 @@ def load_data(call: Call, payload: Mapping[str, Any], partial: bool) -> dict[str
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise BadRequest([{"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}])
+    schema = call.resource.schema_instance
     try:
-        return call.resource.schema_instance.load(data, partial=partial)
+        return schema.load(data, partial=partial)
     except ValidationError as exc:
-        raise BadRequest([exc.messages]) from None
+        messages = {**exc.messages, **await missing_related(call, data, exc.messages)}
+    # DRF lists the failing fields in the serializer's order.
+    raise BadRequest([{name: messages[name] for name in (*schema.fields, *messages) if name in messages}])
+
+
+async def missing_related(call: Call, data: Mapping[str, Any], failed: Mapping[str, Any]) -> dict[str, Any]:
+    """The related objects that do not exist, among fields that are otherwise valid: DRF reports
+    them with the other fields' errors. Only a failing request asks; a valid one learns it from
+    the write's foreign key (write_row), in the same round trip."""
+    missing = {}
+    for name, field in call.resource.schema_instance.fields.items():
+        if isinstance(field, Related) and name in data and name not in failed:
+            pk = parse_integer(data[name], digits=100)
+            if await call.db.fetch_one(f"{field.to}.retrieve", {"pk": pk}) is None:
+                missing[name] = field.does_not_exist(data[name]).messages
+    return missing
 
 
 async def write_row(call: Call, query: str, params: Mapping[str, Any],
@@ -76,7 +92,7 @@ async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 
 
 async def create_object(call: Call, payload: Mapping[str, Any]) -> Reply:
-    data = load_data(call, payload, partial=False)
+    data = await load_data(call, payload, partial=False)
     params = {name: data.get(name) for name in call.resource.writable_fields}
     row = await write_row(call, "create", params, payload["data"])
     return 201, call.resource.dump(row)
@@ -85,7 +101,7 @@ async def create_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 async def _change_object(call: Call, payload: Mapping[str, Any], partial: bool) -> Reply:
     pk = lookup_pk(payload)
     try:
-        data = load_data(call, payload, partial=partial)
+        data = await load_data(call, payload, partial=partial)
     except BadRequest:
         # The protocol answers 404 before 400: a missing object outranks bad data.
         if await call.db.fetch_one(call.resource.query("retrieve"), {"pk": pk}) is None:

@@ -10,10 +10,11 @@ from schemas.auth import CredentialsSchema, MeSchema
 from server.accounts.sessions import end_session, start_session
 from server.accounts.throttle import begin_attempt, forget
 from server.accounts.users import User, obtain_token, verify_login
-from server.errors import BadRequest, Throttled
+from server.errors import BadRequest, MethodNotAllowed, Throttled
 from server.web.authenticate import authenticate, check_origin
-from server.web.http import json_response, read_body
+from server.web.http import VIEW, json_response, negotiate, read_body
 from server.web.keys import CONFIG, DB, METRICS, SEALER
+from server.web.metadata import token_metadata
 
 BAD_CREDENTIALS = {"non_field_errors": ["Unable to log in with provided credentials."]}
 CREDENTIALS = CredentialsSchema()
@@ -52,9 +53,17 @@ def _me(user: User) -> dict[str, Any]:
 
 
 async def obtain_token_view(request: web.Request) -> web.Response:
-    """POST {"username", "password"} (JSON or form) -> {"token": "<40 hex>"}, the same key each time."""
+    """POST {"username", "password"} (JSON or form) -> {"token": "<40 hex>"}, the same key each time.
+    A DRF view like the resources: Accept negotiated, OPTIONS described, Allow on every answer."""
+    negotiate(request, "POST, OPTIONS")
+    indent = request[VIEW].indent
+    if request.method == "OPTIONS":
+        return json_response(token_metadata(), indent=indent)
+    if request.method != "POST":
+        raise MethodNotAllowed([f'Method "{request.method}" not allowed.'])
     user = await _login(request)
-    return json_response({"token": await obtain_token(request.app[DB], user, request.app[SEALER])})
+    token = await obtain_token(request.app[DB], user, request.app[SEALER])
+    return json_response({"token": token}, indent=indent)
 
 
 async def login_view(request: web.Request) -> web.Response:
@@ -79,6 +88,7 @@ async def me_view(request: web.Request) -> web.Response:
 
 def add_auth_routes(app: web.Application) -> None:
     app.router.add_post("/api/auth/token/", obtain_token_view)
+    app.router.add_route("*", "/api/auth/token/", obtain_token_view)  # 405 and OPTIONS, as DRF's view
     app.router.add_post("/api/auth/login/", login_view)
     app.router.add_post("/api/auth/logout/", logout_view)
     app.router.add_get("/api/auth/me/", me_view)

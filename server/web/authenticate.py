@@ -35,7 +35,18 @@ def token_from_request(request: web.Request, query_token: bool) -> str | None:
         raise Unauthorized("Invalid token header. No credentials provided.")
     if len(parts) > 2:
         raise Unauthorized("Invalid token header. Token string should not contain spaces.")
+    if not parts[1].isascii() and not _utf8(parts[1]):
+        raise Unauthorized("Invalid token header. Token string should not contain invalid characters.")
     return parts[1]
+
+
+def _utf8(text: str) -> bool:
+    """Whether a header value was UTF-8 on the wire (aiohttp keeps other bytes as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def same_origin(request: web.Request, origin: str) -> bool:

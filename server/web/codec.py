@@ -98,6 +98,9 @@ def encode_push(stream_json: str, data_json: str, action: str, status: int, requ
             f'"request_id": {request_id_json}{tail}}}}}')
 
 
-def render(data: Any) -> str:
-    """DRF's JSONRenderer: no spaces after separators, non-ASCII left as is."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+def render(data: Any, indent: int | None = None) -> str:
+    """DRF's JSONRenderer: no spaces after separators (or `indent`, as Accept asked), non-ASCII
+    left as is except U+2028 and U+2029, escaped as DRF does (JavaScript once refused them raw)."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(data, separators=separators, indent=indent, ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

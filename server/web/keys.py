@@ -19,6 +19,7 @@ DB = web.AppKey("db", Database)
 RESOURCES = web.AppKey("resources", dict[str, Resource])
 SEALER = web.AppKey("sealer", Sealer)
 OPENAPI = web.AppKey("openapi", dict[str, Any])  # built once from the declarations
+ASYNCAPI = web.AppKey("asyncapi", dict[str, Any])  # the same, for /ws/
 
 # Live changes (server/live/): the listener (its .health, for /readyz) and who is subscribed.
 LISTENER = web.AppKey("listener", Listener)

@@ -166,6 +166,9 @@ def _add_auth_paths(spec: APISpec) -> None:
     spec.path("/api/openapi.json", operations={"get": {
         "operationId": "openapi", "tags": ["meta"], "security": PUBLIC,
         "responses": {"200": _json("this document", {"type": "object"})}}})
+    spec.path("/api/asyncapi.json", operations={"get": {
+        "operationId": "asyncapi", "tags": ["meta"], "security": PUBLIC,
+        "responses": {"200": _json("the AsyncAPI 3.0 document of /ws/", {"type": "object"})}}})
 
 
 def build_openapi(resources: tuple[Resource, ...]) -> dict[str, Any]:

@@ -1,24 +1,30 @@
 """The REST mirror, /api/<resource>/[<pk>/]: DRF-shaped HTTP over the same resource actions as /ws/."""
 from __future__ import annotations
 
+import sys
 from typing import Any, Mapping
 
 from aiohttp import web
 from marshmallow import Schema
 
 from schemas.fields import DateTime, Text, parse_integer
+from server.errors import MethodNotAllowed, PathNotFound
 from server.resources.declaration import Call, Resource
 from server.resources.dispatch import run_action
-from server.web.authenticate import authenticate
-from server.web.http import Handler, error_response, json_response, read_body
+from server.web.authenticate import Principal, authenticate
+from server.web.http import VIEW, Handler, error_response, json_response, negotiate, read_body
 from server.web.keys import CONFIG, DB, RESOURCES
+from server.web.metadata import metadata, root_metadata
 
 # HTTP method -> action, on the collection and on one object (DRF's ModelViewSet routes).
 COLLECTION = {"GET": "list", "POST": "create"}
 ITEM = {"GET": "retrieve", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 LIST_OPTIONS = ("limit", "offset", "ordering")
-IGNORED_PARAMETERS = ("format",)  # DRF's ?format=json: we only speak JSON anyway
+# DRF's router: an id has no dot or slash, and every path may end in .<format> (with or without /).
+PK = "{pk:[^/.]+}"
+FORMAT = ".{format:[a-z0-9]+}"
+INT_DIGITS = sys.get_int_max_str_digits() or 4300  # how long a number Django's int() reads
 
 
 def resource_routes(resource: Resource) -> list[tuple[str, dict[str, str]]]:
@@ -31,8 +37,9 @@ def resource_routes(resource: Resource) -> list[tuple[str, dict[str, str]]]:
     return routes
 
 
-def allow_header(methods: Mapping[str, str]) -> str:
-    return ", ".join([*methods, *(["HEAD"] if "GET" in methods else [])])
+def allow_header(methods: Mapping[str, str] | tuple[str, ...]) -> str:
+    """DRF's Allow header, on every answer of the path."""
+    return ", ".join([*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"])
 
 
 def query_value(field: Any, lookup: str, text: str) -> Any:
@@ -43,16 +50,17 @@ def query_value(field: Any, lookup: str, text: str) -> Any:
     return text if number is None else number
 
 
-def list_payload(request: web.Request, schema: Schema) -> dict[str, Any]:
-    """?limit=&offset=&ordering= and every other parameter as a filter (the last of repeats)."""
+def list_payload(request: web.Request, resource: Resource) -> dict[str, Any]:
+    """?limit=&offset=&ordering= and the parameters on filter fields (the last of repeats).
+    Any other parameter is ignored, as DRF ignores them (?_=123 cache busters, ?page=, ?search=)."""
     payload: dict[str, Any] = {}
     filters: dict[str, Any] = {}
     for key in request.query:
         text = request.query.getall(key)[-1]
         if key in LIST_OPTIONS:
             payload[key] = text
-        elif key not in IGNORED_PARAMETERS:
-            filters[key] = query_value(schema.fields.get(key.partition("__")[0]), key, text)
+        elif (name := key.partition("__")[0]) in resource.filter_fields:
+            filters[key] = query_value(resource.schema_instance.fields[name], key, text)
     if filters:
         payload["filters"] = filters
     return payload
@@ -68,16 +76,24 @@ def form_nulls(data: Any, schema: Schema) -> Any:
 
 async def build_payload(request: web.Request, resource: Resource, action: str) -> dict[str, Any]:
     """The same payload a /ws/ frame would carry for this action."""
-    schema = resource.schema_instance
     if action == "list":
-        return list_payload(request, schema)
+        return list_payload(request, resource)
     payload: dict[str, Any] = {}
     if "pk" in request.match_info:
-        payload["pk"] = request.match_info["pk"]
+        payload["pk"] = path_pk(request)
     if action in ("create", "update", "patch"):
         data = await read_body(request)
-        payload["data"] = data if request.content_type.endswith("json") else form_nulls(data, schema)
+        payload["data"] = data if request.content_type.endswith("json") else form_nulls(data, resource.schema_instance)
     return payload
+
+
+def path_pk(request: web.Request) -> int:
+    """The id in the path; one that is no integer at all is DRF's generic 404 ("Not found."), a
+    number that names no row the resource's own. Digits as on /ws/, as many as int() reads."""
+    pk = parse_integer(request.match_info["pk"], digits=INT_DIGITS)
+    if pk is None:
+        raise PathNotFound()
+    return pk
 
 
 def page(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
@@ -98,27 +114,65 @@ def page(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
             "results": data["results"]}
 
 
+async def view_principal(request: web.Request, allow: str) -> Principal:
+    """What every DRF view does first: negotiate the answer's format (406), then authenticate (401).
+    A cookie may only write from a trusted page (or none): CSRF guard; tokens are not cookies."""
+    negotiate(request, allow)
+    safe = request.method in SAFE_METHODS
+    return await authenticate(request, request.app[DB], origins=None if safe else request.app[CONFIG].allowed_origins)
+
+
 async def serve_action(request: web.Request, resource: Resource, methods: Mapping[str, str]) -> web.Response:
     """Authenticate, check the role, run the resource's action, shape the answer (DRF's order:
-    401, 403, 405, then the body is read)."""
+    406, 401, 403, 405, then the object, then the body is read)."""
     app = request.app
-    method = "GET" if request.method == "HEAD" else request.method
-    action = methods.get(method)
-    # A cookie may only write from a trusted page (or none): CSRF guard; tokens are not cookies.
-    safe = request.method in SAFE_METHODS
-    principal = await authenticate(request, app[DB], origins=None if safe else app[CONFIG].allowed_origins)
+    principal = await view_principal(request, allow_header(methods))
     call = Call(app[DB], principal.user, resource, app[CONFIG].max_page_size)
+    indent = request[VIEW].indent
+    if request.method == "OPTIONS":
+        return json_response(await options_body(request, call, methods), indent=indent)
+    action = methods.get("GET" if request.method == "HEAD" else request.method)
 
     async def payload() -> dict[str, Any]:
         return await build_payload(request, resource, action or "")
 
     outcome = await run_action(call, action, payload, asked=None if action else request.method)
     if outcome.error is not None:
-        allow = {"Allow": allow_header(methods)} if outcome.status == 405 else None
-        return error_response(outcome.error, resource.verbose_name, allow)
+        return error_response(outcome.error, resource.verbose_name, indent)
     if action == "list" and isinstance(outcome.data, dict):
-        return json_response(page(request, outcome.data), outcome.status)
-    return json_response(outcome.data, outcome.status)
+        return json_response(page(request, outcome.data), outcome.status, indent=indent)
+    return json_response(outcome.data, outcome.status, indent=indent)
+
+
+async def options_body(request: web.Request, call: Call, methods: Mapping[str, str]) -> dict[str, Any]:
+    """DRF's metadata: POST (on the list) or PUT (on an object that exists) when this user may."""
+    writes = []
+    for method in ("POST", "PUT"):
+        action = methods.get(method)
+        if action is None or not call.resource.allows(call.user, action):
+            continue
+        if "pk" in request.match_info:  # DRF describes PUT only for an object it can fetch
+            try:
+                exists = await run_action(call, "retrieve", {"pk": path_pk(request)})
+            except PathNotFound:
+                continue
+            if exists.error is not None:
+                continue
+        writes.append(method)
+    return metadata(call.resource, "pk" in request.match_info, writes)
+
+
+async def api_root(request: web.Request) -> web.Response:
+    """DRF's DefaultRouter root: each resource's absolute URL (with the .json suffix if asked so)."""
+    await view_principal(request, allow_header(("GET",)))
+    indent = request[VIEW].indent
+    if request.method == "OPTIONS":
+        return json_response(root_metadata(), indent=indent)
+    if request.method not in ("GET", "HEAD"):
+        return error_response(MethodNotAllowed([f'Method "{request.method}" not allowed.']), indent=indent)
+    suffix = ".json" if "format" in request.match_info else "/"
+    return json_response({name: str(request.url.with_path(f"/api/{name}{suffix}").with_query(None))
+                          for name in request.app[RESOURCES]}, indent=indent)
 
 
 def action_handler(resource: Resource, methods: Mapping[str, str]) -> Handler:
@@ -128,11 +182,18 @@ def action_handler(resource: Resource, methods: Mapping[str, str]) -> Handler:
 
 
 def add_resource_routes(app: web.Application) -> None:
-    """Each method a resource serves gets its own route (so the router lists them); a catch-all
-    route per path answers the rest after authentication, as DRF does: 401/403 before 405."""
+    """Each method a resource serves gets its own route (so the router and OpenAPI list them); a
+    catch-all route per path answers the rest after authentication, as DRF does: 401/403 before
+    405. The .json forms of each path and the API root are catch-alls too."""
     for resource in app[RESOURCES].values():
         for path, methods in resource_routes(resource):
             handler = action_handler(resource, methods)
+            route = path.replace("{pk}", PK)
             for method in methods:
-                app.router.add_route(method, path, handler)
-            app.router.add_route("*", path, handler)
+                app.router.add_route(method, route, handler)
+            app.router.add_route("*", route, handler)
+            suffixed = route.removesuffix("/") + FORMAT
+            app.router.add_route("*", suffixed, handler)
+            app.router.add_route("*", suffixed + "/", handler)
+    for path in ("/api/", "/api/" + FORMAT, "/api/" + FORMAT + "/"):
+        app.router.add_route("*", path, api_root)

@@ -211,3 +211,21 @@ async def test_the_servers_own_page_is_trusted_without_listing(client, ward: dic
         assert refusal.value.status == 403
     # A foreign page cannot claim to be ours: its visitor's browser sends our Host but its own Origin.
     assert await call(client, "POST", "/api/auth/logout/", headers={"Origin": EVIL}) == (403, CSRF)
+
+
+async def test_a_secure_only_cookie_is_not_handed_out_over_plain_http(aiohttp_client, config: Config,
+                                                                      database_url: str) -> None:
+    """With session_cookie_secure, a login over http:// would answer 200 with a cookie the browser drops:
+    it says why instead; through a proxy on this host that says https, it logs in."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(dataclasses.replace(config, session_cookie_secure=True,
+                                                                 database_url=database_url)))
+    await create_user(client.app[DB], "ward", PASSWORD)
+    ward = {"username": "ward", "password": PASSWORD}
+    status, body = await login(client, ward)
+    assert status == 400 and "session_cookie_secure" in body["non_field_errors"][0]
+    assert "plain HTTP" in body["non_field_errors"][0]
+    async with client.post("/api/auth/login/", json=ward, headers={"X-Forwarded-Proto": "https"}) as response:
+        assert response.status == 200
+        assert "Secure" in response.headers["Set-Cookie"]

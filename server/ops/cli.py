@@ -24,7 +24,7 @@ from server.accounts.users import (
     list_users,
     set_password,
 )
-from server.config import Config, load_config
+from server.config import Config, ConfigError, load_config
 from server.errors import ApiError
 from server.store.db import Database, DatabaseUnavailable, DriverError, open_database
 from server.store.migrate import migrate, pending_migrations
@@ -164,15 +164,19 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
     from server.ops.tls import tls_context
     from server.ops.workers import cpu_count, serve_processes
 
-    flags = {"workers": args.workers, "log_format": args.log_format}
-    config = dataclasses.replace(config, **{name: value for name, value in flags.items() if value is not None})
+    flags = {"workers": args.workers, "log_format": args.log_format, "host": args.host, "port": args.port}
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        config = dataclasses.replace(config, **given)
+    except ConfigError as exc:  # a flag's value, refused as a file's or a variable's would be
+        raise ConfigError(exc.name, exc.value, exc.reason, f"--{exc.name.replace('_', '-')}") from None
     configure_logging(config.log_format)
     with database_url(config) as url:
         pending = run_with_database(url, config, lambda db: pending_migrations(db, config.sql_dir))
         if pending:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
         load_secret(config)  # a bad or unwritable secret fails here, once, not in every worker
-        host, port = args.host or config.host, args.port or config.port
+        host, port = config.host, config.port
         tls = tls_context(config)  # server/ops/tls.py: checked here once; each worker builds its own
         print(f"dashboard-server: serving {'wss' if tls else 'ws'}://{host}:{port}/ws/", file=sys.stderr, flush=True)
         spec = ServeSpec(dataclasses.replace(config, database_url=url), host, port)

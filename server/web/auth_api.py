@@ -1,6 +1,7 @@
 """/api/auth/: DRF's obtain_auth_token, cookie login and logout (aiohttp-session), and who am I."""
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from aiohttp import web
@@ -57,9 +58,27 @@ async def obtain_token_view(request: web.Request) -> web.Response:
     return json_response({"token": await obtain_token(request.app[DB], user, request.app[SEALER])})
 
 
+INSECURE_LOGIN = ("This server sends its login cookie over HTTPS only (session_cookie_secure), and this "
+                  "request came over plain HTTP, so the browser would drop it: open the dashboard through "
+                  "https://, or set session_cookie_secure = false.")
+
+
+def over_https(request: web.Request) -> bool:
+    """The client really uses HTTPS: our own TLS, or a proxy on this host that says so (X-Forwarded-Proto)."""
+    if request.secure:
+        return True
+    try:
+        relayed = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        relayed = False
+    return relayed and request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
+
+
 async def login_view(request: web.Request) -> web.Response:
     """POST credentials -> a fresh session cookie (the old session ends) and who you are."""
     check_origin(request, request.app[CONFIG].allowed_origins)  # a foreign page must not log its visitor in
+    if request.app[CONFIG].session_cookie_secure and not over_https(request):
+        raise BadRequest([{"non_field_errors": [INSECURE_LOGIN]}])  # a 200 whose cookie is dropped misleads
     user = await _login(request)
     await start_session(request, request.app[DB], user, request.app[CONFIG].session_max_age_seconds)
     return json_response(_me(user))

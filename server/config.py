@@ -47,6 +47,8 @@ class Config:
     outbound_queue: int = 1024            # frames waiting for a slow client; a full queue closes it (1008)
     changes_retain_seconds: float = 7 * 24 * 3600.0   # changes kept for resuming (`since`)
     changes_retain_rows: int = 1_000_000  # ... and at most this many changes
+    # The audit trail (`history`: who changed what; `logins`) outlives resume cursors: a year and a day.
+    audit_retain_seconds: float = 366 * 24 * 3600.0
     changes_prune_seconds: float = 60.0   # how often each process prunes the change log
     changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
     # Limits (server/web/limits.py). Socket caps count per server process (per worker with --workers).

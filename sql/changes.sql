@@ -67,7 +67,7 @@ WITH bound AS (
 SELECT count FROM newest;
 
 -- name: history
-SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, u.username
-FROM changes c LEFT JOIN users u ON u.id = c.user_id
+SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, coalesce(u.username, f.username) AS username
+FROM changes c LEFT JOIN users u ON u.id = c.user_id LEFT JOIN former_users f ON f.id = c.user_id
 WHERE c.resource = %(resource)s AND c.object_id = %(pk)s
 ORDER BY c.id;

@@ -229,3 +229,30 @@ async def test_a_secure_only_cookie_is_not_handed_out_over_plain_http(aiohttp_cl
     async with client.post("/api/auth/login/", json=ward, headers={"X-Forwarded-Proto": "https"}) as response:
         assert response.status == 200
         assert "Secure" in response.headers["Set-Cookie"]
+
+
+async def test_every_login_is_logged_counted_and_recorded(client, ward: dict, caplog) -> None:
+    """Success and failure with the username and address (never the password, nor a name that names no
+    user: it may be a password typed in the wrong field); `dashboard-server logins` shows them."""
+    from tests.conftest import scrape, value
+    from tests.test_cli import run
+
+    caplog.set_level("INFO", logger="server.web.auth_api")
+    assert (await login(client, {**ward, "password": "wrong one"}))[0] == 400
+    assert (await login(client, {"username": "s3cret-typed-here", "password": "x"}))[0] == 400
+    assert (await login(client, ward))[0] == 200
+    lines = [record.getMessage() for record in caplog.records if record.name == "server.web.auth_api"]
+    assert lines == ["login failed (wrong password) for user 'ward' from 127.0.0.1",
+                     "login failed (unknown user) for an unknown username from 127.0.0.1",
+                     "login of user 'ward' from 127.0.0.1"]
+    assert PASSWORD.strip() not in caplog.text and "wrong one" not in caplog.text
+    samples = await scrape(client)
+    assert [value(samples, "dashboard_logins_total", outcome=outcome)
+            for outcome in ("success", "wrong_password", "unknown_user", "throttled")] == [1, 1, 1, 0]
+    shown = run(client.app_database_url, "logins")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split("\t")[1:] for line in shown.stdout.splitlines()]
+    assert rows == [["username", "address", "outcome"], ["ward", "127.0.0.1", "success"],
+                    ["-", "127.0.0.1", "unknown user"], ["ward", "127.0.0.1", "wrong password"]]
+    assert "s3cret-typed-here" not in shown.stdout + caplog.text
+    assert run(client.app_database_url, "logins", "--user", "ward", "--limit", "1").stdout.count("\n") == 2

@@ -47,6 +47,9 @@ class Metrics:
             "dashboard_change_listener_lag_seconds",
             "Seconds since the change listener last caught up with the change log.",
             registry=registry, multiprocess_mode="livemax")
+        self.logins = Counter(
+            "dashboard_logins", "Login attempts (/api/auth/login/ and /api/auth/token/), by outcome.",
+            ["outcome"], registry=registry)
         # Present from the first scrape, at 0; bound once, as they count every frame.
         self.frame_received = self.frames.labels("in").inc
         self.frame_sent = self.frames.labels("out").inc
@@ -73,6 +76,10 @@ class Metrics:
         count, observe = hooks
         count()
         observe(seconds)
+
+    def login_attempted(self, outcome: str) -> None:
+        """outcome is one of LOGIN_OUTCOMES (the server's words, never client text)."""
+        self.logins.labels(outcome.replace(" ", "_")).inc()
 
     def handshake_rejected(self, status: int) -> None:
         self.handshakes_rejected.labels(str(status)).inc()

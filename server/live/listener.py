@@ -57,10 +57,26 @@ class ListenerHealth:
     connected: bool = False
     caught_up_at: float | None = None   # event-loop time of the last completed pass
     reconnects: int = 0
+    # Event-loop time of the oldest wake-up (NOTIFY, sent at commit) that no completed pass has
+    # served yet, or of losing the connection (what commits meanwhile is unseen): None when caught up.
+    pending_since: float | None = None
 
     def lag(self, now: float) -> float | None:
         """Seconds since the listener last caught up with the log (None: never yet)."""
         return None if self.caught_up_at is None else now - self.caught_up_at
+
+    def pending_age(self, now: float) -> float:
+        """Age of the oldest change not yet handed out (0 when there is none): what a push waits."""
+        return 0.0 if self.pending_since is None else max(0.0, now - self.pending_since)
+
+    def pending(self, now: float) -> None:
+        if self.pending_since is None:
+            self.pending_since = now
+
+    def served(self, before: float) -> None:
+        """A pass whose snapshot was taken after `before` completed: older wake-ups are served."""
+        if self.pending_since is not None and self.pending_since <= before:
+            self.pending_since = None
 
 
 def between(low: Snapshot, high: Snapshot, after: int, resource: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -107,6 +123,7 @@ class Listener:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 raise asyncio.CancelledError  # an error while being cancelled must not swallow the cancel
             self.health.connected = False
+            self.health.pending(asyncio.get_running_loop().time())
             self.health.reconnects += 1
             self._announce()
             await asyncio.sleep(delay)
@@ -131,6 +148,7 @@ class Listener:
         try:
             while True:
                 await channel.notified()
+                self.health.pending(asyncio.get_running_loop().time())
                 self._wake.set()
         finally:
             self._wake.set()
@@ -140,6 +158,7 @@ class Listener:
         number = self._passes_started
         if self._unfinished is not None:  # cut short by a lost connection: finish it, from where it was
             await self._hand_out(channel, *self._unfinished)
+        before_snapshot = asyncio.get_running_loop().time()
         async with asyncio.timeout(self._timeout):
             high = Snapshot.parse((await channel.fetch_one("changes.snapshot"))["snapshot"])
         if self.mark is None:
@@ -148,6 +167,7 @@ class Listener:
             await self._hand_out(channel, high, 0)
         self._passes_done = number
         self.health.caught_up_at = asyncio.get_running_loop().time()
+        self.health.served(before_snapshot)
         self._announce()
 
     async def _hand_out(self, channel: Listening, high: Snapshot, after: int) -> None:

@@ -1,6 +1,7 @@
 """The REST mirror, /api/<resource>/[<pk>/]: DRF-shaped HTTP over the same resource actions as /ws/."""
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -11,7 +12,7 @@ from server.resources.declaration import Call, Resource
 from server.resources.dispatch import run_action
 from server.web.authenticate import authenticate
 from server.web.http import Handler, error_response, json_response, read_body
-from server.web.keys import CONFIG, DB, RESOURCES
+from server.web.keys import CONFIG, DB, METRICS, RESOURCES
 
 # HTTP method -> action, on the collection and on one object (DRF's ModelViewSet routes).
 COLLECTION = {"GET": "list", "POST": "create"}
@@ -101,7 +102,7 @@ def page(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
 async def serve_action(request: web.Request, resource: Resource, methods: Mapping[str, str]) -> web.Response:
     """Authenticate, check the role, run the resource's action, shape the answer (DRF's order:
     401, 403, 405, then the body is read)."""
-    app = request.app
+    app, started = request.app, time.perf_counter()
     method = "GET" if request.method == "HEAD" else request.method
     action = methods.get(method)
     # A cookie may only write from a trusted page (or none): CSRF guard; tokens are not cookies.
@@ -113,6 +114,8 @@ async def serve_action(request: web.Request, resource: Resource, methods: Mappin
         return await build_payload(request, resource, action or "")
 
     outcome = await run_action(call, action, payload, asked=None if action else request.method)
+    app[METRICS].request_answered(resource.name, action or "(unknown action)", outcome.status,
+                                  time.perf_counter() - started, "rest")
     if outcome.error is not None:
         allow = {"Allow": allow_header(methods)} if outcome.status == 405 else None
         return error_response(outcome.error, resource.verbose_name, allow)

@@ -42,29 +42,45 @@ LIMIT %(limit)s;
 SELECT xid::text AS xid, id FROM changes_pruned;
 
 -- name: prune
--- Deletes the oldest changes: those older than the age limit and those beyond the newest
--- %(retain_rows)s ids -- but only ones the local listener has handed out (seen by its mark) --
--- and records how far it went. Cheap when there is nothing to do; safe to run concurrently.
-WITH bound AS (
+-- Two retentions. Resume: changes older than %(retain_seconds)s, or beyond the newest
+-- %(retain_rows)s ids, expire for `since` (a cursor before them gets 410) -- recorded in
+-- changes_pruned, the rows stay. Audit: expired changes older than %(audit_seconds)s are deleted
+-- (`history` reads them until then). Only changes the local listener has handed out (seen by its
+-- mark) either way. Returns how many changes newly expired. Both scans start where the last one
+-- ended (ids follow time closely), so each is cheap when there is nothing to do; safe to run
+-- concurrently.
+WITH pruned AS (SELECT id FROM changes_pruned
+), resume AS (
     SELECT greatest(
         coalesce((SELECT id FROM changes
-                  WHERE recorded_at >= now() - make_interval(secs => %(retain_seconds)s)
+                  WHERE id > (SELECT id FROM pruned)
+                    AND recorded_at >= now() - make_interval(secs => %(retain_seconds)s)
                   ORDER BY id LIMIT 1),
                  (SELECT max(id) + 1 FROM changes)),
         (SELECT max(id) FROM changes) - %(retain_rows)s + 1) AS below
+), audit AS (
+    SELECT least((SELECT below FROM resume),
+                 coalesce((SELECT id FROM changes
+                           WHERE recorded_at >= now() - make_interval(secs => %(audit_seconds)s)
+                           ORDER BY id LIMIT 1),
+                          (SELECT max(id) + 1 FROM changes))) AS below
+), expired AS (
+    SELECT xid, id FROM changes
+    WHERE id > (SELECT id FROM pruned) AND id < (SELECT below FROM resume)
+      AND pg_visible_in_snapshot(xid, %(mark)s::pg_snapshot)
 ), deleted AS (
     DELETE FROM changes
-    WHERE id < (SELECT below FROM bound)
+    WHERE id < (SELECT below FROM audit)
       AND pg_visible_in_snapshot(xid, %(mark)s::pg_snapshot)
     RETURNING xid, id
 ), newest AS (
-    SELECT max(xid) AS xid, max(id) AS id, count(*) AS count FROM deleted
+    SELECT max(xid) AS xid, max(id) AS id FROM (SELECT * FROM expired UNION ALL SELECT * FROM deleted) past
 ), recorded AS (
     UPDATE changes_pruned
     SET xid = greatest(changes_pruned.xid, newest.xid), id = greatest(changes_pruned.id, newest.id)
     FROM newest WHERE newest.xid IS NOT NULL
 )
-SELECT count FROM newest;
+SELECT count(*) AS count FROM expired;
 
 -- name: history
 SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, coalesce(u.username, f.username) AS username

@@ -93,12 +93,13 @@ class Listener:
     """Follows the change log for this process; subscriptions register against its mark."""
 
     def __init__(self, db: Database, registry: Audience, *, poll_seconds: float, timeout: float,
-                 retain_seconds: float, retain_rows: int) -> None:
+                 retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 24 * 3600.0) -> None:
         self._db = db
         self._registry = registry
         self._poll_seconds = poll_seconds
         self._timeout = timeout
-        self._retention = {"retain_seconds": retain_seconds, "retain_rows": retain_rows}
+        self._retention = {"retain_seconds": retain_seconds, "retain_rows": retain_rows,
+                           "audit_seconds": audit_seconds}
         self.mark: Snapshot | None = None     # every change this snapshot sees has been handed out
         self.busy = False                     # a pass is handing out changes (between pages)
         self._unfinished: tuple[Snapshot, int] | None = None   # (high, last id handed out) of a pass
@@ -242,8 +243,8 @@ class Listener:
                 after = rows[-1]["id"]
 
     async def prune(self, **limits: float) -> int:
-        """Delete changes past the retention limits (or `retain_seconds`/`retain_rows` given
-        here); returns how many."""
+        """Expire changes past the resume retention (or `retain_seconds`/`retain_rows` given here) and
+        delete those past the audit retention too; returns how many newly expired."""
         if self.mark is None:
             return 0
         row = await self._db.fetch_one("changes.prune", {**self._retention, **limits, "mark": str(self.mark)})
@@ -260,4 +261,4 @@ class Listener:
                 log.exception("pruning the change log failed")
                 continue
             if pruned:
-                log.info("pruned %d changes", pruned)
+                log.info("%d changes expired for resuming (kept for history until the audit retention)", pruned)

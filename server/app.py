@@ -33,8 +33,11 @@ class AccessLogger(AbstractAccessLogger):
     """One line a request, with the path only: query strings may carry a token."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        # The same fields apart for JSON logs (server/ops/logs.py); the path only, never the query.
+        fields = {"remote": request.remote, "method": request.method, "path": request.path,
+                  "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1)}
         self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, request.path,
-                         response.status, response.body_length, time * 1000)
+                         response.status, response.body_length, time * 1000, extra={"access": fields})
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -69,7 +69,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
         load_secret(config)  # a bad or unwritable secret fails here, once, not in every worker
         host, port = config.host, config.port
         tls = tls_context(config)  # server/ops/tls.py: checked here once; each worker builds its own
-        print(f"dashboard-server: serving {'wss' if tls else 'ws'}://{host}:{port}/ws/", file=sys.stderr, flush=True)
+        # Through logging, so that with --log-format json this line is JSON too.
+        logging.getLogger(__name__).info("dashboard-server: serving %s://%s:%d/ws/", "wss" if tls else "ws", host, port)
         spec = ServeSpec(dataclasses.replace(config, database_url=url), host, port)
         if serve_processes(spec, config.workers or cpu_count(), config.log_format):
             raise CommandError("a worker exited unexpectedly (see the log above); stopped")

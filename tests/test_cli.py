@@ -23,15 +23,16 @@ def empty_url(pg_server: str) -> Iterator[str]:
         yield url
 
 
-def cli_env(url: str) -> dict[str, str]:
+def cli_env(url: str, env: dict[str, str] | None = None) -> dict[str, str]:
     # A fixed secret, so that no command writes a session.key file into the checkout.
-    return server_environment(url, {"DASHBOARD_SESSION_KEY": TEST_SECRET})
+    return server_environment(url, {"DASHBOARD_SESSION_KEY": TEST_SECRET, **(env or {})})
 
 
-def run(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """One command (not `serve`: tests.processes.ServerProcess starts the server), to its end."""
-    return subprocess.run(server_command(*args), input=stdin, capture_output=True, text=True, env=cli_env(url),
-                          timeout=60)
+def run(url: str, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One command (not `serve`: tests.processes.ServerProcess starts the server), to its end; url "" is
+    the embedded database of DASHBOARD_DATA_DIR (in env)."""
+    return subprocess.run(server_command(*args), input=stdin, capture_output=True, text=True,
+                          env=cli_env(url, env), timeout=120)
 
 
 def query(url: str, sql: str) -> list[tuple]:

@@ -1,4 +1,4 @@
-"""The dashboard-server command: migrate, the account commands (accounts_cli.py), import-django, serve, history."""
+"""The dashboard-server command: migrate, the account commands (accounts_cli.py), import-django, serve, history, backup, restore."""
 from __future__ import annotations
 
 import argparse
@@ -95,6 +95,24 @@ def cmd_history(config: Config, args: argparse.Namespace) -> None:
         print(line)
 
 
+def cmd_backup(config: Config, args: argparse.Namespace) -> None:
+    from server.ops.backup import backup
+
+    with database_url(config) as url:
+        size = backup(url, args.file.resolve())
+    print(f"backed up the database to {args.file} ({size} bytes); keep the server secret with it "
+          f"(DASHBOARD_SESSION_KEY, or {config.data_dir / 'session.key'}): tokens and sessions need it",
+          file=sys.stderr)
+
+
+def cmd_restore(config: Config, args: argparse.Namespace) -> None:
+    from server.ops.backup import restore
+
+    with database_url(config) as url:
+        restore(url, config, args.file.resolve())
+    print(f"restored {args.file}; cursors issued before it expire (clients list again)", file=sys.stderr)
+
+
 def tls_arguments(args: argparse.Namespace) -> dict[str, Path]:
     """--certfile/--keyfile given on the command line win over the configuration."""
     return {name: getattr(args, name) for name in ("certfile", "keyfile") if getattr(args, name, None)}
@@ -123,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("resource", help="a stream name, e.g. patients")
     history.add_argument("pk", help="the object's id")
     history.set_defaults(run=cmd_history)
+    backup = commands.add_parser("backup", help="write a consistent copy of the database to FILE (while serving)")
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(run=cmd_backup)
+    restore = commands.add_parser("restore", help="load a backup into an empty database (a fresh data directory)")
+    restore.add_argument("file", type=Path)
+    restore.set_defaults(run=cmd_restore)
     return parser
 
 

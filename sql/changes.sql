@@ -39,14 +39,15 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: pruned
--- Also the newest transaction id now: a cursor past it comes from another database (a restored backup).
-SELECT xid::text AS xid, id, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax FROM changes_pruned;
+SELECT xid::text AS xid, id FROM changes_pruned;
 
 -- name: restored
 -- After `restore` (into this cluster or another, whose transaction ids start anew): every restored
 -- change counts as long committed (3, the first normal xid, is below every snapshot), so none is
 -- handed out again and all stay for `history`; and every cursor issued before now expires (410),
--- as if pruned up to now: the restored data may lack what such a client already has.
+-- as if pruned up to now: the restored data may lack what such a client already has. (A cursor
+-- beyond this cluster's transaction ids, after a restore into another one, is refused with 400 as
+-- "from another database": either way the client lists again.)
 WITH rewritten AS (UPDATE changes SET xid = '3' RETURNING id)
 UPDATE changes_pruned SET xid = pg_snapshot_xmax(pg_current_snapshot()),
                           id = coalesce((SELECT max(id) FROM rewritten), changes_pruned.id);

@@ -222,8 +222,6 @@ class Listener:
     async def lost(self, cursor: Cursor) -> bool:
         """Whether pruning deleted changes the cursor has not delivered (it has expired)."""
         row = await self._db.fetch_one("changes.pruned")
-        if cursor.high.xmax > int(row["xmax"]):
-            return True  # a snapshot this database has not reached: issued before a restore
         return cursor.lost_by_pruning(int(row["xid"]), row["id"])
 
     async def replay(self, resource: str, since: Cursor, target: Snapshot) -> AsyncIterator[tuple[Change, Cursor]]:

@@ -98,6 +98,22 @@ def test_a_wheelhouse_installs_and_restarts_with_no_index(database_url: str, tmp
     finally:
         assert again.stop() == 0, again.log
     assert (checkout / ".venv/.installed-setup.cfg").stat().st_mtime_ns == stamp
+
+    # scripts/install from the same wheelhouse (a staged root: the venv and pip, no system changes),
+    # then again with no wheelhouse and no index: the installed version is the checkout's, nothing to do.
+    root = tmp_path / "root"
+    install = [str(PROJECT_DIR / "scripts/install"), "--root", str(root)]
+    first_install = subprocess.run([*install, "--wheelhouse", str(wheels)], capture_output=True, text=True,
+                                   timeout=600, env={**isolated_pip(), "PYTHON": sys.executable})
+    assert first_install.returncode == 0, first_install.stderr
+    assert f"installed dashboard-server from {wheels}" in first_install.stdout
+    second_install = subprocess.run(install, capture_output=True, text=True, timeout=120,
+                                    env={**isolated_pip(), "PYTHON": sys.executable})
+    assert second_install.returncode == 0, second_install.stderr
+    assert second_install.stdout == f"install: staged under {root}\n"  # no pip: nothing installed
+    served = subprocess.run([str(root / "opt/dashboard-server/venv/bin/dashboard-server"), "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert served.returncode == 0 and "backup" in served.stdout
     helped = subprocess.run([str(checkout / ".venv/bin/dashboard-server"), "--help"], capture_output=True, text=True,
                             timeout=60)
     assert helped.returncode == 0 and "createuser" in helped.stdout

@@ -34,8 +34,11 @@ class AccessLogger(AbstractAccessLogger):
     """One line a request, with the path only: query strings may carry a token."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        # The same fields apart for JSON logs (server/ops/logs.py); the path only, never the query.
+        fields = {"remote": request.remote, "method": request.method, "path": request.path,
+                  "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1)}
         self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, request.path,
-                         response.status, response.body_length, time * 1000)
+                         response.status, response.body_length, time * 1000, extra={"access": fields})
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -56,7 +59,7 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LISTENER] = listener = Listener(
         app[DB], app[SUBSCRIPTIONS], poll_seconds=config.changes_poll_seconds,
         timeout=config.db_timeout_seconds, retain_seconds=config.changes_retain_seconds,
-        retain_rows=config.changes_retain_rows)
+        retain_rows=config.changes_retain_rows, audit_seconds=config.audit_retain_seconds)
     tasks = [asyncio.create_task(listener.run()),
              asyncio.create_task(listener.prune_every(config.changes_prune_seconds))]
     try:  # serve once caught up, so /readyz (and READY=1) hold from the first request

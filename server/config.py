@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,8 +45,10 @@ class Config:
     # checked is the one the proxy appended to X-Forwarded-For, so nginx does not open it to everyone.
     metrics_allow: str = "127.0.0.1/32,::1/128"
     outbound_queue: int = 1024            # frames waiting for a slow client; a full queue closes it (1008)
-    changes_retain_seconds: float = 7 * 24 * 3600.0   # change history kept for `since` and `history`
+    changes_retain_seconds: float = 7 * 24 * 3600.0   # changes kept for resuming (`since`)
     changes_retain_rows: int = 1_000_000  # ... and at most this many changes
+    # The audit trail (`history`: who changed what; `logins`) outlives resume cursors: a year and a day.
+    audit_retain_seconds: float = 366 * 24 * 3600.0
     changes_prune_seconds: float = 60.0   # how often each process prunes the change log
     changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
     # Limits (server/web/limits.py). Socket caps count per server process (per worker with --workers).
@@ -60,10 +65,58 @@ class Config:
     keyfile: Path | None = None           # its private key
 
     def __post_init__(self) -> None:
-        if self.log_format not in LOG_FORMATS:
-            raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
-        if self.workers < 0:
-            raise ValueError("workers must be 0 (one per CPU) or more")
+        for field in dataclasses.fields(self):
+            reason = refusal(field.name, getattr(self, field.name))
+            if reason is not None:
+                raise ConfigError(field.name, getattr(self, field.name), reason)
+        if self.db_pool_min > self.db_pool_max:
+            raise ConfigError("db_pool_min", self.db_pool_min, f"must be at most db_pool_max ({self.db_pool_max})")
+
+
+class ConfigError(ValueError):
+    """A setting refused: which one, its value, where it came from and what is allowed."""
+
+    def __init__(self, name: str, value: Any, reason: str, source: str | None = None) -> None:
+        self.name, self.value, self.reason = name, value, reason
+        shown = "<hidden>" if name in SECRET_SETTINGS else repr(value)
+        where = f" (from {source})" if source else ""
+        super().__init__(f"setting {name} = {shown}{where}: {reason}")
+
+
+SECRET_SETTINGS = ("session_key", "database_url")
+# Ranges: (lowest, highest, lowest allowed itself); every number not named here must be more than 0.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "port": (1, 65535, True),
+    "workers": (0, 1024, True),          # 0: one per CPU
+    "db_pool_min": (0, math.inf, True),
+}
+CHOICES = {"log_format": LOG_FORMATS}
+
+
+def refusal(name: str, value: Any) -> str | None:
+    """Why this value of the setting is not allowed, or None."""
+    if name in CHOICES and value not in CHOICES[name]:
+        return f"must be one of {', '.join(CHOICES[name])}"
+    if name == "metrics_allow":
+        return _networks_refusal(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, high, inclusive = RANGES.get(name, (0, math.inf, False))
+    if not math.isfinite(value):
+        return "must be a finite number"
+    if value > high or value < low or (value == low and not inclusive):
+        top = "" if high == math.inf else f" and at most {high:g}"
+        return f"must be {'at least' if inclusive else 'more than'} {low:g}{top}"
+    return None
+
+
+def _networks_refusal(text: str) -> str | None:
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not a network: a comma-separated list such as 127.0.0.1/32,10.0.0.0/8"
+    return None
 
 
 def _boolean(raw: Any) -> bool:
@@ -71,7 +124,7 @@ def _boolean(raw: Any) -> bool:
         return raw
     text = str(raw).strip().lower()
     if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"{raw!r} is not a boolean")
+        raise ValueError("must be true or false (or 1/0, yes/no, on/off)")
     return text in ("1", "true", "yes", "on")
 
 
@@ -87,30 +140,54 @@ def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
     if kind.startswith("Path"):
         return Path(raw)
     if kind.startswith("int"):
+        if isinstance(raw, (bool, float)) or not re.fullmatch(r"\s*[-+]?\d+\s*", str(raw)):
+            raise ValueError("must be a whole number")
         return int(raw)
     if kind.startswith("float"):
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
     return str(raw)
 
 
-def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file (if given), then DASHBOARD_<NAME> variables over it."""
-    environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    if path is not None:
-        with open(path, "rb") as handle:
-            values.update(tomllib.load(handle))
-    unknown = set(values) - {field.name for field in dataclasses.fields(Config)}
-    if unknown:
-        raise ValueError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
-    for field in dataclasses.fields(Config):
-        name = f"DASHBOARD_{field.name.upper()}"
-        if environ.get(name):
-            values[field.name] = environ[name]
+def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The file's settings, and where each one is: "FILE line N"."""
+    text = path.read_bytes()
     try:
-        return Config(**{
-            field.name: _coerce(field, values[field.name])
-            for field in dataclasses.fields(Config) if field.name in values
-        })
-    except ValueError as exc:
-        raise ValueError(f"bad setting: {exc}") from None
+        values = tomllib.loads(text.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {path}: {exc}") from None
+    sources = {}
+    for number, line in enumerate(text.decode().splitlines(), 1):
+        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
+        if key and key.group(1) in values:
+            sources.setdefault(key.group(1), f"{path} line {number}")
+    return values, sources
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if given), then DASHBOARD_<NAME> variables over it; ConfigError names
+    the refused setting, where it came from and what is allowed."""
+    environ = os.environ if environ is None else environ
+    values, sources = _read_toml(path) if path is not None else ({}, {})
+    names = {field.name for field in dataclasses.fields(Config)}
+    for unknown in sorted(set(values) - names):
+        raise ConfigError(unknown, values[unknown], f"no such setting (known: {', '.join(sorted(names))})",
+                          sources.get(unknown, str(path)))
+    for name in names:
+        variable = f"DASHBOARD_{name.upper()}"
+        if environ.get(variable):
+            values[name], sources[name] = environ[variable], f"environment variable {variable}"
+    coerced: dict[str, Any] = {}
+    for field in dataclasses.fields(Config):
+        if field.name in values:
+            try:
+                coerced[field.name] = _coerce(field, values[field.name])
+            except ValueError as exc:
+                raise ConfigError(field.name, values[field.name], str(exc), sources[field.name]) from None
+    try:
+        return Config(**coerced)
+    except ConfigError as exc:
+        raise ConfigError(exc.name, values.get(exc.name, exc.value), exc.reason,
+                          sources.get(exc.name, "the default")) from None

@@ -41,33 +41,60 @@ LIMIT %(limit)s;
 -- name: pruned
 SELECT xid::text AS xid, id FROM changes_pruned;
 
+-- name: restored
+-- After `restore` (into this cluster or another, whose transaction ids start anew): every restored
+-- change counts as long committed (3, the first normal xid, is below every snapshot), so none is
+-- handed out again and all stay for `history`; and every cursor issued before now expires (410),
+-- as if pruned up to now: the restored data may lack what such a client already has. (A cursor
+-- beyond this cluster's transaction ids, after a restore into another one, is refused with 400 as
+-- "from another database": either way the client lists again.)
+WITH rewritten AS (UPDATE changes SET xid = '3' RETURNING id)
+UPDATE changes_pruned SET xid = pg_snapshot_xmax(pg_current_snapshot()),
+                          id = coalesce((SELECT max(id) FROM rewritten), changes_pruned.id);
+
 -- name: prune
--- Deletes the oldest changes: those older than the age limit and those beyond the newest
--- %(retain_rows)s ids -- but only ones the local listener has handed out (seen by its mark) --
--- and records how far it went. Cheap when there is nothing to do; safe to run concurrently.
-WITH bound AS (
+-- Two retentions. Resume: changes older than %(retain_seconds)s, or beyond the newest
+-- %(retain_rows)s ids, expire for `since` (a cursor before them gets 410) -- recorded in
+-- changes_pruned, the rows stay. Audit: expired changes older than %(audit_seconds)s are deleted
+-- (`history` reads them until then). Only changes the local listener has handed out (seen by its
+-- mark) either way. Returns how many changes newly expired. Both scans start where the last one
+-- ended (ids follow time closely), so each is cheap when there is nothing to do; safe to run
+-- concurrently.
+WITH pruned AS (SELECT id FROM changes_pruned
+), resume AS (
     SELECT greatest(
         coalesce((SELECT id FROM changes
-                  WHERE recorded_at >= now() - make_interval(secs => %(retain_seconds)s)
+                  WHERE id > (SELECT id FROM pruned)
+                    AND recorded_at >= now() - make_interval(secs => %(retain_seconds)s)
                   ORDER BY id LIMIT 1),
                  (SELECT max(id) + 1 FROM changes)),
         (SELECT max(id) FROM changes) - %(retain_rows)s + 1) AS below
+), audit AS (
+    SELECT least((SELECT below FROM resume),
+                 coalesce((SELECT id FROM changes
+                           WHERE recorded_at >= now() - make_interval(secs => %(audit_seconds)s)
+                           ORDER BY id LIMIT 1),
+                          (SELECT max(id) + 1 FROM changes))) AS below
+), expired AS (
+    SELECT xid, id FROM changes
+    WHERE id > (SELECT id FROM pruned) AND id < (SELECT below FROM resume)
+      AND pg_visible_in_snapshot(xid, %(mark)s::pg_snapshot)
 ), deleted AS (
     DELETE FROM changes
-    WHERE id < (SELECT below FROM bound)
+    WHERE id < (SELECT below FROM audit)
       AND pg_visible_in_snapshot(xid, %(mark)s::pg_snapshot)
     RETURNING xid, id
 ), newest AS (
-    SELECT max(xid) AS xid, max(id) AS id, count(*) AS count FROM deleted
+    SELECT max(xid) AS xid, max(id) AS id FROM (SELECT * FROM expired UNION ALL SELECT * FROM deleted) past
 ), recorded AS (
     UPDATE changes_pruned
     SET xid = greatest(changes_pruned.xid, newest.xid), id = greatest(changes_pruned.id, newest.id)
     FROM newest WHERE newest.xid IS NOT NULL
 )
-SELECT count FROM newest;
+SELECT count(*) AS count FROM expired;
 
 -- name: history
-SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, u.username
-FROM changes c LEFT JOIN users u ON u.id = c.user_id
+SELECT c.recorded_at, c.op, c.data, c.old, c.user_id, coalesce(u.username, f.username) AS username
+FROM changes c LEFT JOIN users u ON u.id = c.user_id LEFT JOIN former_users f ON f.id = c.user_id
 WHERE c.resource = %(resource)s AND c.object_id = %(pk)s
 ORDER BY c.id;

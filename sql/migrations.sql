@@ -23,3 +23,7 @@ SELECT to_regclass('schema_migrations') IS NOT NULL AS exists;
 
 -- name: record
 INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: public_tables
+-- `restore` goes only into a database with no tables of its own yet.
+SELECT count(*) AS count FROM pg_tables WHERE schemaname = 'public';

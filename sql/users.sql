@@ -59,8 +59,32 @@ WHERE s.digest = %(digest)s AND s.expires_at > now();
 -- name: live_credentials
 -- Which of these token or session digests still stand for an active user (the
 -- periodic check of open sockets, server/web/connection.py).
-SELECT t.digest FROM tokens t JOIN users u ON u.id = t.user_id
+SELECT t.digest, u.role FROM tokens t JOIN users u ON u.id = t.user_id
 WHERE u.is_active AND t.digest = ANY(%(digests)s)
 UNION ALL
-SELECT s.digest FROM login_sessions s JOIN users u ON u.id = s.user_id
+SELECT s.digest, u.role FROM login_sessions s JOIN users u ON u.id = s.user_id
 WHERE u.is_active AND s.expires_at > now() AND s.digest = ANY(%(digests)s);
+
+-- name: set_role
+UPDATE users SET role = %(role)s WHERE username = %(username)s RETURNING id;
+
+-- name: reactivate
+-- Only the flag: the old token and sessions were deleted when it was deactivated.
+UPDATE users SET is_active = true WHERE username = %(username)s RETURNING id;
+
+-- name: delete
+-- Its token and sessions go with it (ON DELETE CASCADE); its name stays for `history`.
+WITH gone AS (DELETE FROM users WHERE username = %(username)s RETURNING id, username),
+     kept AS (INSERT INTO former_users (id, username) SELECT id, username FROM gone
+              ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, deleted_at = now())
+SELECT id FROM gone;
+
+-- name: record_login
+-- One row an attempt; the oldest ones beyond the audit retention go at the same time.
+WITH pruned AS (DELETE FROM logins WHERE at < now() - make_interval(secs => %(retain_seconds)s))
+INSERT INTO logins (username, address, outcome) VALUES (%(username)s, %(address)s, %(outcome)s);
+
+-- name: recent_logins
+SELECT at, username, address, outcome FROM logins
+WHERE %(username)s::text IS NULL OR username = %(username)s
+ORDER BY id DESC LIMIT %(limit)s;

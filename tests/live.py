@@ -66,7 +66,7 @@ class NoOne:
         raise AssertionError("nobody listens")
 
 
-async def prune_log(url: str, *, retain_seconds: float, retain_rows: int) -> int:
+async def prune_log(url: str, *, retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 86400.0) -> int:
     """Prune the change log from a process of its own, as another server process would; how many went.
 
     A process prunes only changes its listener's mark sees; this one's first pass makes the mark see
@@ -74,7 +74,7 @@ async def prune_log(url: str, *, retain_seconds: float, retain_rows: int) -> int
     under test learns of it from the database (changes_pruned), as it would from a neighbour's pruning."""
     db = await open_database(url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1, timeout=10.0)
     listener = Listener(db, NoOne(), poll_seconds=60.0, timeout=10.0, retain_seconds=retain_seconds,
-                        retain_rows=retain_rows)
+                        retain_rows=retain_rows, audit_seconds=audit_seconds)
     following = asyncio.create_task(listener.run())
     try:
         await listener.position()

@@ -174,6 +174,16 @@ class ServerPopen:
         server._launch = launch  # what restart() runs again
         return server
 
+    @classmethod
+    def run_script(cls, script: Path, database_url: str | None, *args: str, log_path: Path,
+                   env: Mapping[str, str] | None = None) -> ServerPopen:
+        """`scripts/run --port P ARGS` (a checkout's, or a copy's): its install, migrate, first user, then serve."""
+        port = free_port()
+        launch = ([str(script), "--port", str(port), *args], server_environment(database_url, env), None)
+        server = cls(_spawn(launch, log_path, "wb"), port, log_path)
+        server._launch = launch
+        return server
+
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
         """Send one signal (unless it has exited already); the exit status."""
         if self.process.poll() is None:

@@ -211,3 +211,48 @@ async def test_the_servers_own_page_is_trusted_without_listing(client, ward: dic
         assert refusal.value.status == 403
     # A foreign page cannot claim to be ours: its visitor's browser sends our Host but its own Origin.
     assert await call(client, "POST", "/api/auth/logout/", headers={"Origin": EVIL}) == (403, CSRF)
+
+
+async def test_a_secure_only_cookie_is_not_handed_out_over_plain_http(aiohttp_client, config: Config,
+                                                                      database_url: str) -> None:
+    """With session_cookie_secure, a login over http:// would answer 200 with a cookie the browser drops:
+    it says why instead; through a proxy on this host that says https, it logs in."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(dataclasses.replace(config, session_cookie_secure=True,
+                                                                 database_url=database_url)))
+    await create_user(client.app[DB], "ward", PASSWORD)
+    ward = {"username": "ward", "password": PASSWORD}
+    status, body = await login(client, ward)
+    assert status == 400 and "session_cookie_secure" in body["non_field_errors"][0]
+    assert "plain HTTP" in body["non_field_errors"][0]
+    async with client.post("/api/auth/login/", json=ward, headers={"X-Forwarded-Proto": "https"}) as response:
+        assert response.status == 200
+        assert "Secure" in response.headers["Set-Cookie"]
+
+
+async def test_every_login_is_logged_counted_and_recorded(client, ward: dict, caplog) -> None:
+    """Success and failure with the username and address (never the password, nor a name that names no
+    user: it may be a password typed in the wrong field); `dashboard-server logins` shows them."""
+    from tests.conftest import scrape, value
+    from tests.test_cli import run
+
+    caplog.set_level("INFO", logger="server.web.auth_api")
+    assert (await login(client, {**ward, "password": "wrong one"}))[0] == 400
+    assert (await login(client, {"username": "s3cret-typed-here", "password": "x"}))[0] == 400
+    assert (await login(client, ward))[0] == 200
+    lines = [record.getMessage() for record in caplog.records if record.name == "server.web.auth_api"]
+    assert lines == ["login failed (wrong password) for user 'ward' from 127.0.0.1",
+                     "login failed (unknown user) for an unknown username from 127.0.0.1",
+                     "login of user 'ward' from 127.0.0.1"]
+    assert PASSWORD.strip() not in caplog.text and "wrong one" not in caplog.text
+    samples = await scrape(client)
+    assert [value(samples, "dashboard_logins_total", outcome=outcome)
+            for outcome in ("success", "wrong_password", "unknown_user", "throttled")] == [1, 1, 1, 0]
+    shown = run(client.app_database_url, "logins")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split("\t")[1:] for line in shown.stdout.splitlines()]
+    assert rows == [["username", "address", "outcome"], ["ward", "127.0.0.1", "success"],
+                    ["-", "127.0.0.1", "unknown user"], ["ward", "127.0.0.1", "wrong password"]]
+    assert "s3cret-typed-here" not in shown.stdout + caplog.text
+    assert run(client.app_database_url, "logins", "--user", "ward", "--limit", "1").stdout.count("\n") == 2

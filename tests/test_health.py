@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,10 +11,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from server import __version__
 
 from server.app import AccessLogger, create_app
 from server.config import Config
-from tests.conftest import TEST_SECRET, Socket, create, scrape, value
+from tests.conftest import ADA, TEST_SECRET, Socket, create, scrape, value
 
 
 async def test_healthz_and_readyz_say_nothing_else(client: TestClient) -> None:
@@ -33,11 +38,11 @@ async def test_metrics_move_with_traffic(client: TestClient, ws: Socket, token: 
     after = await scrape(client)
     assert value(after, "dashboard_websocket_frames_total", direction="in") == 4
     assert value(after, "dashboard_websocket_frames_total", direction="out") == 4
-    assert value(after, "dashboard_requests_total", stream="patients", action="create", status="201") == 1
-    assert value(after, "dashboard_requests_total", stream="patients", action="retrieve", status="404") == 1
-    assert value(after, "dashboard_requests_total", stream="patients", action="(unknown action)", status="405") == 1
-    assert value(after, "dashboard_requests_total", stream="(invalid frame)", action="(none)", status="400") == 1
-    assert value(after, "dashboard_request_duration_seconds_count", stream="patients", action="create") == 1
+    assert value(after, "dashboard_requests_total", transport="ws", stream="patients", action="create", status="201") == 1
+    assert value(after, "dashboard_requests_total", transport="ws", stream="patients", action="retrieve", status="404") == 1
+    assert value(after, "dashboard_requests_total", transport="ws", stream="patients", action="(unknown action)", status="405") == 1
+    assert value(after, "dashboard_requests_total", transport="ws", stream="(invalid frame)", action="(none)", status="400") == 1
+    assert value(after, "dashboard_request_duration_seconds_count", transport="ws", stream="patients", action="create") == 1
     assert value(after, "dashboard_handshakes_rejected_total", status="401") == 1
     assert value(after, "dashboard_db_pool_connections", state="idle") >= 1
     assert value(after, "dashboard_db_pool_connections", state="waiting") == 0
@@ -100,3 +105,59 @@ async def test_readyz_follows_the_database(aiohttp_client: Any) -> None:
     finally:
         embedded.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def documented_metrics() -> set[str]:
+    """The families docs/deploy.md's metrics table lists, as Prometheus's parser names them (no _total)."""
+    text = (Path(__file__).parent.parent / "docs/deploy.md").read_text()
+    names = re.findall(r"^\| `((?:dashboard|process)_\w+)` \|", text, re.MULTILINE)
+    return {name.removesuffix("_total") for name in names}
+
+
+def grafana_metrics() -> set[str]:
+    """Every metric the shipped Grafana dashboard queries, by family name."""
+    dashboard = json.loads((Path(__file__).parent.parent / "docs/grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = {name for expr in exprs for name in re.findall(r"\b(?:dashboard|process)_\w+", expr)}
+    return {re.sub(r"(_total|_bucket|_count|_sum)$", "", name) for name in names}
+
+
+async def families(client: TestClient) -> dict[str, Any]:
+    response = await client.get("/metrics")
+    return {family.name: family for family in text_string_to_metric_families(await response.text())}
+
+
+async def test_every_documented_family_is_there_from_the_first_scrape(client: TestClient) -> None:
+    documented = documented_metrics()
+    assert len(documented) >= 16 and "dashboard_logins" in documented and "process_cpu_seconds" in documented
+    first = await families(client)
+    assert documented <= set(first), documented - set(first)
+    assert grafana_metrics() <= documented, grafana_metrics() - documented
+    build = first["dashboard_build_info"].samples[0]
+    assert build.labels["version"] == __version__ and build.value == 1
+    assert first["process_resident_memory_bytes"].samples[0].value > 0
+    assert {sample.labels["outcome"] for sample in first["dashboard_logins"].samples
+            if sample.name == "dashboard_logins_total"} == {
+        "success", "unknown_user", "wrong_password", "inactive", "no_password", "throttled"}
+
+
+async def test_rest_requests_are_counted_and_a_caught_up_listener_has_no_lag(client: TestClient, ws: Socket,
+                                                                            token: str) -> None:
+    auth = {"Authorization": f"Token {token}"}
+    assert (await client.get("/api/patients/", headers=auth)).status == 200
+    assert (await client.get("/api/patients/999999/", headers=auth)).status == 404
+    assert (await client.post("/api/patients/", json={}, headers=auth)).status == 400
+    assert (await ws.request("subscribe", request_id="all"))["response_status"] == 201
+    assert (await client.post("/api/patients/", json=ADA, headers=auth)).status == 201
+    pushed = await ws.receive()  # its change handed out: nothing is left pending
+    assert pushed["payload"]["request_id"] == "all"
+    samples = await scrape(client)
+    for action, status in (("list", "200"), ("retrieve", "404"), ("create", "400"), ("create", "201")):
+        assert value(samples, "dashboard_requests_total", transport="rest", stream="patients", action=action,
+                     status=status) == 1, (action, status)
+    assert value(samples, "dashboard_request_duration_seconds_count", transport="rest", stream="patients",
+                 action="list") == 1
+    assert value(samples, "dashboard_requests_total", transport="ws", stream="patients", action="subscribe",
+                 status="201") == 1
+    # The age of the oldest change not yet handed out: none is, so exactly 0 (not the time since a pass).
+    assert samples[("dashboard_change_listener_lag_seconds", ())] == 0.0

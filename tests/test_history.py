@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import Socket, create
-from tests.live import sql
+from tests.live import prune_log, sql
 from tests.test_cli import one_line_error, run
 
 WHEN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z"
@@ -36,7 +36,27 @@ async def test_history_prints_each_change(ws: Socket, client) -> None:
 
 
 def test_history_of_nothing(database_url: str) -> None:
-    result = run(database_url, "history", "patients", "12345")
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    one_line_error(run(database_url, "history", "patients", "12345"),
+                   "no recorded changes of patients 12345: no such object, or its changes are older than "
+                   "the audit retention (366 days)")
+    one_line_error(run(database_url, "history", "vitals", "9999"), "no recorded changes of vitals 9999")
     one_line_error(run(database_url, "history", "wards", "1"), "unknown resource 'wards'; known: patients")
     one_line_error(run(database_url, "history", "patients", "x1"), "not an id: 'x1'")
+
+
+async def test_the_audit_trail_outlives_resume_retention(ws: Socket, client) -> None:
+    """Changes past the resume retention expire for `since` (410) but `history` keeps them until the
+    audit retention (a year and a day by default); then they are deleted."""
+    url = client.app_database_url
+    start = (await ws.request("subscribe", request_id="all"))["response_status"]
+    assert start == 201
+    ada = await create(ws)
+    await ws.receive()  # its push
+    sql(url, "UPDATE changes SET recorded_at = recorded_at - interval '30 days'")
+    assert await prune_log(url, retain_seconds=7 * 86400.0, retain_rows=1000) == 1  # expired for resuming
+    kept = run(url, "history", "patients", str(ada["id"]))
+    assert kept.returncode == 0 and " nurse create " in kept.stdout
+    assert sql(url, "SELECT count(*) FROM changes") == [(1,)]
+    assert await prune_log(url, retain_seconds=7 * 86400.0, retain_rows=1000, audit_seconds=10 * 86400.0) == 0
+    assert sql(url, "SELECT count(*) FROM changes") == [(0,)]
+    one_line_error(run(url, "history", "patients", str(ada["id"])), f"no recorded changes of patients {ada['id']}")

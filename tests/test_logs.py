@@ -39,8 +39,15 @@ async def test_logs_carry_connection_ids_and_never_a_token(database_url: str, lo
     assert token not in server.log and token[::-1] not in server.log and token[:-1] not in server.log
     lines = server.lines[1:]  # after "dashboard-server: serving ws://..."
     if log_format == "json":
-        records = [json.loads(line) for line in lines]  # every line is one JSON object
+        records = [json.loads(line) for line in server.lines]  # every line is one JSON object, the first too
+        assert records[0]["message"].startswith("dashboard-server: serving ws://127.0.0.1:")
+        records = records[1:]
         assert {"time", "level", "logger", "pid", "message"} <= set(records[0])
+        access = [record for record in records if record["logger"] == "aiohttp.access"]
+        assert access and all(record["path"] in ("/ws/", "/readyz") and record["method"] == "GET" and
+                              isinstance(record["status"], int) and isinstance(record["ms"], float)
+                              for record in access), access
+        assert sum(record["status"] == 401 and record["path"] == "/ws/" for record in access) == 3
         lines = [record["message"] for record in records]
         with_ids = [record for record in records if record["message"].startswith("ws ")]
         assert with_ids and all(record["connection"] == int(record["message"].split()[1]) for record in with_ids)

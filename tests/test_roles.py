@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 from aiohttp import WSMsgType
 
-from server.accounts.users import create_user, deactivate, issue_token, set_password
+from server.accounts.users import create_user, deactivate, issue_token, set_password, set_role
 from server.config import Config
 from server.web.keys import DB, SEALER
 from tests.conftest import ADA, ANY_ID, Socket, create, error, ok
@@ -65,3 +65,12 @@ async def test_a_revoked_token_or_ended_session_closes_its_socket(client, token:
         assert await Socket(by_cookie).request("list") == ok([], "list")  # other sockets stay
         await set_password(client.app[DB], "ward", "new pass")  # ends ward's sessions
         await closed_with(by_cookie, 4401)
+
+
+async def test_a_role_change_closes_the_users_sockets_and_they_reconnect_with_the_new_role(client, token: str) -> None:
+    async with client.ws_connect(f"/ws/?token={token}") as connection:
+        assert (await Socket(connection).request("create", data=ADA))["response_status"] == 201
+        await set_role(client.app[DB], "nurse", "viewer")
+        await closed_with(connection, 4401)
+    async with client.ws_connect(f"/ws/?token={token}") as connection:  # the same token, now a viewer
+        assert await Socket(connection).request("create", data=ADA) == error([DENIED], "create", 403)

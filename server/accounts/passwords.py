@@ -7,11 +7,14 @@ import functools
 import hashlib
 import hmac
 import secrets
+from pathlib import Path
 
 # scrypt: memory-hard and in the standard library; about 50 ms a hash here.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 UNUSABLE_PASSWORD = "!"
 MAX_PBKDF2_ITERATIONS = 10_000_000  # far above Django's 1,000,000; refuses absurd stored counts
+MIN_PASSWORD_LENGTH = 8  # Django's MinimumLengthValidator
+COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 
 
 def hash_password(password: str) -> str:
@@ -64,3 +67,24 @@ def dummy_hash() -> str:
     """A real hash to check when the user does not exist, so that the answer takes as long
     as for a wrong password and does not tell which usernames exist."""
     return hash_password(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text().splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def password_problems(password: str, username: str) -> list[str]:
+    """Django's four validators' messages, for a new password set by a command (imported hashes are kept)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"This password is too short. It must contain at least {MIN_PASSWORD_LENGTH} characters.")
+    folded, name = password.casefold(), username.casefold()
+    if name and (name in folded or folded in name and len(folded) >= 3):
+        problems.append("The password is too similar to the username.")
+    if password.strip().lower() in common_passwords():
+        problems.append("This password is too common.")
+    if password.isdigit():
+        problems.append("This password is entirely numeric.")
+    return problems

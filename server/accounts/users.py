@@ -96,8 +96,16 @@ async def user_for_token(db: Database, token: str) -> User | None:
     return _user(row)
 
 
-async def verify_login(db: Database, username: str, password: str) -> User | None:
-    """The active user with this password, or None (unknown, wrong, inactive, no password).
+@dataclasses.dataclass(frozen=True)
+class Login:
+    """A login attempt's result: the user when it succeeded, else why not (sql/migrations/0006_accounts.sql)."""
+    user: User | None
+    outcome: str  # success, unknown user, wrong password, inactive, no password
+    known: bool   # the username names a user (only then may it be logged or stored)
+
+
+async def verify_login(db: Database, username: str, password: str) -> Login:
+    """Check a username and password; the user only when it is active and the password matches.
 
     Hashing runs in a thread: an imported 1,000,000-round pbkdf2 hash takes most of a
     second, which must not stall every open socket. A correct imported hash is upgraded."""
@@ -105,12 +113,21 @@ async def verify_login(db: Database, username: str, password: str) -> User | Non
     stored = row["password"] if row is not None and is_usable(row["password"]) else None
     matches = await asyncio.to_thread(check_password, password, stored or dummy_hash())
     if row is None or stored is None or not matches or not row["is_active"]:
-        return None
+        why = ("unknown user" if row is None else "no password" if stored is None
+               else "wrong password" if not matches else "inactive")
+        return Login(None, why, row is not None)
     if needs_upgrade(stored):
         upgraded = await asyncio.to_thread(hash_password, password)
         await db.execute("users.upgrade_password",
                            {"user_id": row["id"], "password": upgraded, "old": stored})
-    return _user(row)
+    return Login(_user(row), "success", True)
+
+
+async def record_login(db: Database, username: str | None, address: str | None, outcome: str,
+                       retain_seconds: float) -> None:
+    """The audit row of one attempt; username None when it names no user."""
+    await db.execute("users.record_login", {"username": username, "address": address, "outcome": outcome,
+                                            "retain_seconds": retain_seconds})
 
 
 async def set_password(db: Database, username: str, password: str) -> None:
@@ -119,11 +136,34 @@ async def set_password(db: Database, username: str, password: str) -> None:
     await db.execute("users.set_password", {"user_id": row["id"], "password": hash_password(password)})
 
 
+async def _by_name(db: Database, query: str, username: str, **params: Any) -> None:
+    if await db.fetch_one(query, {"username": username, **params}) is None:
+        raise UserError(f"no user {username!r}")
+
+
 async def deactivate(db: Database, username: str) -> None:
     """Disable the account; its token and sessions stop working at once."""
-    if await db.fetch_one("users.deactivate", {"username": username}) is None:
-        raise UserError(f"no user {username!r}")
+    await _by_name(db, "users.deactivate", username)
+
+
+async def reactivate(db: Database, username: str) -> None:
+    """Enable the account again; it needs a new token or a login (the old ones were revoked)."""
+    await _by_name(db, "users.reactivate", username)
+
+
+async def set_role(db: Database, username: str, role: str) -> None:
+    """A new role; open sockets keep the old one until their next credential check."""
+    await _by_name(db, "users.set_role", username, role=role)
+
+
+async def delete_user(db: Database, username: str) -> None:
+    """The account, its token and its sessions go; `history` keeps its name."""
+    await _by_name(db, "users.delete", username)
 
 
 async def list_users(db: Database) -> list[dict[str, Any]]:
     return await db.fetch_all("users.all")
+
+
+async def recent_logins(db: Database, username: str | None, limit: int) -> list[dict[str, Any]]:
+    return await db.fetch_all("users.recent_logins", {"username": username, "limit": limit})

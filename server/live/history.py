@@ -5,7 +5,7 @@
     2026-11-28T05:32:00.120000Z nurse delete
 
 When (the writing transaction's time), who (the server user; `-` for psql and other direct
-writes; `#<id>` for a user since deleted), what, and the fields it set or changed (writable
+writes; a deleted user's name from former_users, `#<id>` if even that is gone), what, and the fields it set or changed (writable
 fields only: the server-set ones, such as updated_at, change with every write).
 """
 from __future__ import annotations

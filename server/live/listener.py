@@ -57,10 +57,26 @@ class ListenerHealth:
     connected: bool = False
     caught_up_at: float | None = None   # event-loop time of the last completed pass
     reconnects: int = 0
+    # Event-loop time of the oldest wake-up (NOTIFY, sent at commit) that no completed pass has
+    # served yet, or of losing the connection (what commits meanwhile is unseen): None when caught up.
+    pending_since: float | None = None
 
     def lag(self, now: float) -> float | None:
         """Seconds since the listener last caught up with the log (None: never yet)."""
         return None if self.caught_up_at is None else now - self.caught_up_at
+
+    def pending_age(self, now: float) -> float:
+        """Age of the oldest change not yet handed out (0 when there is none): what a push waits."""
+        return 0.0 if self.pending_since is None else max(0.0, now - self.pending_since)
+
+    def pending(self, now: float) -> None:
+        if self.pending_since is None:
+            self.pending_since = now
+
+    def served(self, before: float) -> None:
+        """A pass whose snapshot was taken after `before` completed: older wake-ups are served."""
+        if self.pending_since is not None and self.pending_since <= before:
+            self.pending_since = None
 
 
 def between(low: Snapshot, high: Snapshot, after: int, resource: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -77,12 +93,13 @@ class Listener:
     """Follows the change log for this process; subscriptions register against its mark."""
 
     def __init__(self, db: Database, registry: Audience, *, poll_seconds: float, timeout: float,
-                 retain_seconds: float, retain_rows: int) -> None:
+                 retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 24 * 3600.0) -> None:
         self._db = db
         self._registry = registry
         self._poll_seconds = poll_seconds
         self._timeout = timeout
-        self._retention = {"retain_seconds": retain_seconds, "retain_rows": retain_rows}
+        self._retention = {"retain_seconds": retain_seconds, "retain_rows": retain_rows,
+                           "audit_seconds": audit_seconds}
         self.mark: Snapshot | None = None     # every change this snapshot sees has been handed out
         self.busy = False                     # a pass is handing out changes (between pages)
         self._unfinished: tuple[Snapshot, int] | None = None   # (high, last id handed out) of a pass
@@ -107,6 +124,7 @@ class Listener:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 raise asyncio.CancelledError  # an error while being cancelled must not swallow the cancel
             self.health.connected = False
+            self.health.pending(asyncio.get_running_loop().time())
             self.health.reconnects += 1
             self._announce()
             await asyncio.sleep(delay)
@@ -131,6 +149,7 @@ class Listener:
         try:
             while True:
                 await channel.notified()
+                self.health.pending(asyncio.get_running_loop().time())
                 self._wake.set()
         finally:
             self._wake.set()
@@ -140,6 +159,7 @@ class Listener:
         number = self._passes_started
         if self._unfinished is not None:  # cut short by a lost connection: finish it, from where it was
             await self._hand_out(channel, *self._unfinished)
+        before_snapshot = asyncio.get_running_loop().time()
         async with asyncio.timeout(self._timeout):
             high = Snapshot.parse((await channel.fetch_one("changes.snapshot"))["snapshot"])
         if self.mark is None:
@@ -148,6 +168,7 @@ class Listener:
             await self._hand_out(channel, high, 0)
         self._passes_done = number
         self.health.caught_up_at = asyncio.get_running_loop().time()
+        self.health.served(before_snapshot)
         self._announce()
 
     async def _hand_out(self, channel: Listening, high: Snapshot, after: int) -> None:
@@ -222,8 +243,8 @@ class Listener:
                 after = rows[-1]["id"]
 
     async def prune(self, **limits: float) -> int:
-        """Delete changes past the retention limits (or `retain_seconds`/`retain_rows` given
-        here); returns how many."""
+        """Expire changes past the resume retention (or `retain_seconds`/`retain_rows` given here) and
+        delete those past the audit retention too; returns how many newly expired."""
         if self.mark is None:
             return 0
         row = await self._db.fetch_one("changes.prune", {**self._retention, **limits, "mark": str(self.mark)})
@@ -240,4 +261,4 @@ class Listener:
                 log.exception("pruning the change log failed")
                 continue
             if pruned:
-                log.info("pruned %d changes", pruned)
+                log.info("%d changes expired for resuming (kept for history until the audit retention)", pruned)

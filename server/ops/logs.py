@@ -26,7 +26,8 @@ class PlainFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """time, level, logger, pid, message; `connection` when the record carries one; `exception` text."""
+    """time, level, logger, pid, message; `connection` when the record carries one; an access line's
+    remote, method, path, status, bytes and ms; `exception` text."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -40,6 +41,9 @@ class JsonFormatter(logging.Formatter):
         connection = getattr(record, "connection", None)
         if connection is not None:
             entry["connection"] = connection
+        access = getattr(record, "access", None)  # an access line: its fields, for a log shipper to index
+        if isinstance(access, dict):
+            entry.update({key: redact(value) if isinstance(value, str) else value for key, value in access.items()})
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -247,8 +247,10 @@ class Connections:
             return 0
         digests = sorted({connection.principal.credential for connection in connections})
         rows = await self.db.fetch_all("users.live_credentials", {"digests": digests})
-        live = {bytes(row["digest"]) for row in rows}
-        revoked = [connection for connection in connections if connection.principal.credential not in live]
+        # A changed role counts as revoked too: the socket reconnects with the new one.
+        live = {(bytes(row["digest"]), row["role"]) for row in rows}
+        revoked = [connection for connection in connections
+                   if (connection.principal.credential, connection.principal.user.role) not in live]
         # Concurrently: a peer slow to answer the close frame must not hold up the others.
         await asyncio.gather(*(connection.revoke() for connection in revoked))
         return len(revoked)

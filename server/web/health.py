@@ -86,11 +86,11 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def sample_pool(app: web.Application) -> None:
+    app[METRICS].sample_process()
     if DB in app:
         app[METRICS].set_pool(*app[DB].pool_stats())
     if LISTENER in app:
-        lag = app[LISTENER].health.lag(asyncio.get_running_loop().time())
-        app[METRICS].set_listener_lag(0.0 if lag is None else lag)
+        app[METRICS].set_listener_lag(app[LISTENER].health.pending_age(asyncio.get_running_loop().time()))
 
 
 async def listener_ready(app: web.Application) -> bool:

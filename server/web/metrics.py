@@ -3,10 +3,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from server import __version__
+
+HANDSHAKE_STATUSES = (400, 401, 403, 429, 503)
+THROTTLE_REASONS = ("login", "queue", "rate")
+LOGIN_OUTCOMES = ("success", "unknown user", "wrong password", "inactive", "no password", "throttled")
 # Request latency buckets: a retrieve takes ~1 ms here; a database timeout is seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -29,11 +36,11 @@ class Metrics:
             "dashboard_websocket_frames", "WebSocket text/binary frames, by direction (in, out).",
             ["direction"], registry=registry)
         self.requests = Counter(
-            "dashboard_requests", "Requests answered, by stream, action and response_status.",
-            ["stream", "action", "status"], registry=registry)
+            "dashboard_requests", "Requests answered, by transport (ws, rest), stream, action and response_status.",
+            ["transport", "stream", "action", "status"], registry=registry)
         self.request_seconds = Histogram(
-            "dashboard_request_duration_seconds", "Time from a request frame to its reply.",
-            ["stream", "action"], buckets=LATENCY_BUCKETS, registry=registry)
+            "dashboard_request_duration_seconds", "Time from a request (frame or HTTP) to its reply.",
+            ["transport", "stream", "action"], buckets=LATENCY_BUCKETS, registry=registry)
         self.handshakes_rejected = Counter(
             "dashboard_handshakes_rejected", "/ws/ handshakes refused before the upgrade, by HTTP status.",
             ["status"], registry=registry)
@@ -45,14 +52,55 @@ class Metrics:
             ["state"], registry=registry, multiprocess_mode="livesum")
         self.listener_lag = Gauge(
             "dashboard_change_listener_lag_seconds",
-            "Seconds since the change listener last caught up with the change log.",
+            "Age in seconds of the oldest committed change this process has not yet handed out "
+            "to its subscriptions (0 when caught up; since the loss while its connection is down).",
             registry=registry, multiprocess_mode="livemax")
+        self.logins = Counter(
+            "dashboard_logins", "Login attempts (/api/auth/login/ and /api/auth/token/), by outcome.",
+            ["outcome"], registry=registry)
+        self._process_gauges(registry)
         # Present from the first scrape, at 0; bound once, as they count every frame.
         self.frame_received = self.frames.labels("in").inc
         self.frame_sent = self.frames.labels("out").inc
         for state in ("in_use", "idle", "waiting"):
             self.db_pool.labels(state)
-        self._answered: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+        # The fixed vocabularies at 0, so that a dashboard sees every series from the first scrape.
+        for status in HANDSHAKE_STATUSES:
+            self.handshakes_rejected.labels(str(status))
+        for reason in THROTTLE_REASONS:
+            self.throttled.labels(reason)
+        for outcome in LOGIN_OUTCOMES:
+            self.logins.labels(outcome.replace(" ", "_"))
+        self._answered: dict[tuple[str, str, int, str], tuple[Callable[[], None], Callable[[float], None]]] = {}
+
+    def _process_gauges(self, registry: CollectorRegistry) -> None:
+        """process_* as gauges (with a pid label under multiprocess mode, which has no process collector),
+        sampled by sample_process(); dashboard_build_info says which version runs."""
+        self._process_source = ProcessCollector(registry=None)
+        self._process: dict[str, Gauge | Counter] = {}
+        self._cpu_counted = 0.0
+        for family in self._process_source.collect():
+            if family.type == "counter":  # CPU seconds: summed over the workers, for rate()
+                self._process[family.name] = Counter(family.name, family.documentation, registry=registry)
+            else:
+                self._process[family.name] = Gauge(
+                    family.name, family.documentation + " (per process)", registry=registry,
+                    multiprocess_mode="liveall")
+        self.sample_process()
+        Gauge("dashboard_build_info", "Always 1: the running version and Python, as labels.",
+              ["version", "python"], registry=registry, multiprocess_mode="max").labels(
+            __version__, platform.python_version()).set(1)
+
+    def sample_process(self) -> None:
+        """Copy this process's CPU, memory and file descriptors into the gauges (Linux /proc; else nothing)."""
+        for family in self._process_source.collect():
+            metric = self._process.get(family.name)
+            for sample in family.samples[:1]:
+                if isinstance(metric, Gauge):
+                    metric.set(sample.value)
+                elif isinstance(metric, Counter) and sample.value > self._cpu_counted:
+                    metric.inc(sample.value - self._cpu_counted)
+                    self._cpu_counted = sample.value
 
     def set_pool(self, in_use: int, idle: int, waiting: int) -> None:
         self.db_pool.labels("in_use").set(in_use)
@@ -62,17 +110,21 @@ class Metrics:
     def set_listener_lag(self, seconds: float) -> None:
         self.listener_lag.set(seconds)
 
-    def request_answered(self, stream: str, action: str, status: int, seconds: float) -> None:
+    def request_answered(self, stream: str, action: str, status: int, seconds: float, transport: str = "ws") -> None:
         """Labels are the server's own names (a stream, an action, or a placeholder), never client
         text, so the label children bound here once each are few."""
-        key = (stream, action, status)
+        key = (stream, action, status, transport)
         hooks = self._answered.get(key)
         if hooks is None:
-            hooks = self._answered[key] = (self.requests.labels(stream, action, str(status)).inc,
-                                           self.request_seconds.labels(stream, action).observe)
+            hooks = self._answered[key] = (self.requests.labels(transport, stream, action, str(status)).inc,
+                                           self.request_seconds.labels(transport, stream, action).observe)
         count, observe = hooks
         count()
         observe(seconds)
+
+    def login_attempted(self, outcome: str) -> None:
+        """outcome is one of LOGIN_OUTCOMES (the server's words, never client text)."""
+        self.logins.labels(outcome.replace(" ", "_")).inc()
 
     def handshake_rejected(self, status: int) -> None:
         self.handshakes_rejected.labels(str(status)).inc()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from server.resources.declaration import Call, Resource
 from server.resources.dispatch import run_action
 from server.web.authenticate import Principal, authenticate
 from server.web.http import VIEW, Handler, error_response, json_response, negotiate, read_body
-from server.web.keys import CONFIG, DB, RESOURCES
+from server.web.keys import CONFIG, DB, METRICS, RESOURCES
 from server.web.metadata import metadata, root_metadata
 
 # HTTP method -> action, on the collection and on one object (DRF's ModelViewSet routes).
@@ -125,7 +126,7 @@ async def view_principal(request: web.Request, allow: str) -> Principal:
 async def serve_action(request: web.Request, resource: Resource, methods: Mapping[str, str]) -> web.Response:
     """Authenticate, check the role, run the resource's action, shape the answer (DRF's order:
     406, 401, 403, 405, then the object, then the body is read)."""
-    app = request.app
+    app, started = request.app, time.perf_counter()
     principal = await view_principal(request, allow_header(methods))
     call = Call(app[DB], principal.user, resource, app[CONFIG].max_page_size)
     indent = request[VIEW].indent
@@ -137,6 +138,8 @@ async def serve_action(request: web.Request, resource: Resource, methods: Mappin
         return await build_payload(request, resource, action or "")
 
     outcome = await run_action(call, action, payload, asked=None if action else request.method)
+    app[METRICS].request_answered(resource.name, action or "(unknown action)", outcome.status,
+                                  time.perf_counter() - started, "rest")
     if outcome.error is not None:
         return error_response(outcome.error, resource.verbose_name, indent)
     if action == "list" and isinstance(outcome.data, dict):

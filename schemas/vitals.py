@@ -7,7 +7,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, validates, validates_s
 from schemas.fields import Choice, DateTime, Float, Id, Related, Text
 
 # Each kind's unit and the values a living patient can have (not the normal ones), mirrored by
-# the CHECKs of sql/migrations/0006_validation.sql.
+# the CHECKs of sql/migrations/0006_validation.sql and 0007_news2_kinds.sql.
 LIMITS = {
     "heart_rate": ("bpm", 0, 300),
     "spo2": ("%", 0, 100),
@@ -15,8 +15,12 @@ LIMITS = {
     "systolic_bp": ("mmHg", 0, 300),
     "diastolic_bp": ("mmHg", 0, 200),
     "resp_rate": ("/min", 0, 100),
+    "supplemental_oxygen": ("L/min", 0, 60),  # the flow given; 0 is breathing air
+    "consciousness": ("ACVPU", 0, 4),         # an index into ACVPU
 }
 KINDS = tuple(LIMITS)
+ACVPU = ("Alert", "new Confusion", "Voice", "Pain", "Unresponsive")  # NEWS2's consciousness scale
+WHOLE = {"consciousness"}
 FUTURE_ALLOWED = dt.timedelta(minutes=5)  # clocks on the ward's devices drift
 
 
@@ -49,13 +53,15 @@ class VitalSchema(Schema):
             errors["value"] = [f"Ensure this value is greater than or equal to {lowest}."]
         elif "value" in data and data["value"] > highest:
             errors["value"] = [f"Ensure this value is less than or equal to {highest}."]
+        elif "value" in data and data["kind"] in WHOLE and not data["value"].is_integer():
+            errors["value"] = ["A valid integer is required."]
         if "unit" in data and data["unit"] != unit:
             errors["unit"] = [f'"{data["unit"]}" is not a valid unit for {data["kind"]}. Use "{unit}".']
         if errors:
             raise ValidationError(errors)
 
     def constraint_errors(self, constraint: str | None, data: Mapping[str, Any]) -> dict[str, list[str]] | None:
-        """The field message for a CHECK of 0006_validation.sql that a patch broke against a stored value."""
+        """The field message for a CHECK (0006, 0007) that a patch broke against a stored value."""
         if constraint == "vitals_value_possible":
             if "value" in data:
                 return {"value": ["Ensure this value is possible for the vital's kind."]}

@@ -141,3 +141,21 @@ async def test_vitals_limits_over_rest(client: Any, token: str) -> None:
     assert await call(client, "PATCH", path, token, json={"value": 101}) == (400, {"value": [STORED_VALUE]})
     assert await call(client, "PATCH", path, token, json={"unit": "bpm"}) == (400, {"unit": [STORED_UNIT]})
     assert await call(client, "PATCH", path, token, json={"kind": "heart_rate"}) == (400, {"kind": [KIND_UNIT]})
+
+
+async def test_the_kinds_news2_needs(ws: Socket, ada: int) -> None:
+    oxygen = {"kind": "supplemental_oxygen", "value": 2, "unit": "L/min"}
+    reply = await request(ws, "create", data={"patient": ada, **HEART_RATE, **oxygen})
+    assert reply == ok(vital(ada, **{**oxygen, "value": 2.0}), "create", 201)
+    voice = {"kind": "consciousness", "value": "2", "unit": "ACVPU"}  # V on the ACVPU scale
+    reply = await request(ws, "create", data={"patient": ada, **HEART_RATE, **voice})
+    assert reply == ok(vital(ada, **{**voice, "value": 2.0}), "create", 201)
+    pk = reply["data"]["id"]
+    half = await request(ws, "create", data={"patient": ada, **HEART_RATE, **voice, "value": 2.5})
+    assert half == error([{"value": ["A valid integer is required."]}], "create", 400)
+    reply = await request(ws, "patch", pk=pk, data={"value": 2.5})  # the CHECK knows the scale too
+    assert reply == error([{"value": [STORED_VALUE]}], "patch", 400)
+    reply = await request(ws, "create", data={"patient": ada, **HEART_RATE, **voice, "unit": "GCS"})
+    assert reply == error([{"unit": ['"GCS" is not a valid unit for consciousness. Use "ACVPU".']}], "create", 400)
+    reply = await request(ws, "list", filters={"kind": "consciousness"})
+    assert reply == ok([vital(ada, **{**voice, "id": pk, "value": 2.0})], "list")

@@ -14,7 +14,9 @@ export class Connection {
     this.stopped = true;
     this.timer = null;
     window.addEventListener("offline", () => { if (!this.stopped) this.onStatus("offline"); });
-    window.addEventListener("online", () => { if (!this.stopped && !this.isOpen()) this.reconnectNow(); });
+    // Back online: a socket that looks open may be dead (or the pill was left at "Offline" while it
+    // stayed up), so connect afresh; the subscriptions resume with `since`, nothing is missed.
+    window.addEventListener("online", () => { if (!this.stopped) this.reconnectNow(); });
   }
 
   start() {
@@ -37,7 +39,16 @@ export class Connection {
 
   reconnectNow() {
     clearTimeout(this.timer);
+    const old = this.ws;
+    this.ws = null; // its close event is then ignored (closed() checks), and its requests fail now
+    this.rejectPending();
+    if (old) old.close(1000, "Reconnecting");
     this.open("reconnecting");
+  }
+
+  rejectPending() {
+    for (const { reject } of this.pending.values()) reject(new Error("disconnected"));
+    this.pending.clear();
   }
 
   open(state) {
@@ -63,8 +74,7 @@ export class Connection {
   closed(ws, code) {
     if (this.ws !== ws) return;
     this.ws = null;
-    for (const { reject } of this.pending.values()) reject(new Error("disconnected"));
-    this.pending.clear();
+    this.rejectPending();
     if (this.stopped) return;
     if (code === 4401) { this.authLost(); return; }
     this.failures += 1;

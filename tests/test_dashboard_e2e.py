@@ -136,6 +136,11 @@ def new_page(browser: Any) -> Iterator[Any]:
 CONNECTED = re.compile(r"^Live$")
 
 
+def away_text(state: str) -> re.Pattern[str]:
+    """The pill while disconnected: the state, and the time of the last word from the server."""
+    return re.compile(rf"^{state} — data as of \d\d:\d\d$")
+
+
 def sign_in(page: Any, server: Server) -> None:
     page.goto(server.base + "/")
     page.get_by_label("Username").fill("nurse")
@@ -264,7 +269,7 @@ def test_the_page_recovers_after_a_server_restart(server: Server, new_page: Any,
     sign_in(page, server)
     last = unique("Franklin")
     server.stop()
-    expect(page.locator("#connection-text")).to_have_text("Reconnecting…", timeout=5000)
+    expect(page.locator("#connection-text")).to_have_text(away_text("Reconnecting…"), timeout=5000)
     # A change made while the page is away, straight in the database (a psql user, another instance).
     with psycopg2.connect(server.url) as connection, connection.cursor() as cursor:
         cursor.execute("INSERT INTO patients (first_name, last_name, admission_date) VALUES (%s, %s, %s)",
@@ -384,9 +389,12 @@ def test_back_online_the_pill_says_live_again(server: Server, token: str, new_pa
     page = new_page()
     sign_in(page, server)
     page.context.set_offline(True)
-    expect(page.locator("#connection-text")).to_have_text("Offline")
+    expect(page.locator("#connection-text")).to_have_text(away_text("Offline"))
+    expect(page.locator("#ward")).to_have_class(re.compile(r"\baway\b"))  # the table is dimmed
+    assert page.locator("#patients").evaluate("e => getComputedStyle(e).opacity") == "0.6"
     page.context.set_offline(False)
     expect(page.locator("#connection-text")).to_have_text("Live", timeout=2000)  # the issue's bound
+    expect(page.locator("#ward")).not_to_have_class(re.compile(r"\baway\b"))
     last = unique("Curie")  # and the page is live indeed: a change arrives
     server.api("POST", "patients/", token, {"first_name": "Marie", "last_name": last,
                                             "admission_date": "2026-11-01T08:30:00Z"})

@@ -55,9 +55,14 @@ function announce(text) {
   $("#notice").textContent = text;
 }
 
+// Away from the server, the page says since when its data may be out of date, and dims the table.
 function showStatus(state) {
+  const away = state === "offline" || state === "reconnecting";
+  const heard = connection.lastHeard;
   $("#connection").dataset.state = state;
-  $("#connection-text").textContent = STATUS_TEXT[state];
+  $("#connection-text").textContent = STATUS_TEXT[state] +
+    (away && heard ? ` — data as of ${when(new Date(heard).toISOString(), Date.now())}` : "");
+  $("#ward").classList.toggle("away", away);
 }
 
 // --- field errors ----------------------------------------------------------------------------

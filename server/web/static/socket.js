@@ -13,6 +13,7 @@ export class Connection {
     this.failures = 0;
     this.stopped = true;
     this.timer = null;
+    this.lastHeard = null; // Date.now() of the last frame from the server: what the data is as of
     window.addEventListener("offline", () => { if (!this.stopped) this.onStatus("offline"); });
     // Back online: a socket that looks open may be dead (or the pill was left at "Offline" while it
     // stayed up), so connect afresh; the subscriptions resume with `since`, nothing is missed.
@@ -98,6 +99,7 @@ export class Connection {
   }
 
   received(text) {
+    this.lastHeard = Date.now();
     let frame;
     try { frame = JSON.parse(text); } catch { return; }
     const payload = frame.payload || {};

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import psycopg2
+import psycopg2.errors
 import pytest
 
 from schemas.vitals import LIMITS
 from tests.conftest import ADA, Socket, create, error, ok, patient
+from tests.pg import cloned_database
+from tests.test_cli import query, run
 from tests.test_rest import call
 from tests.test_vitals import HEART_RATE, add, request, vital
 
@@ -159,3 +164,50 @@ async def test_the_kinds_news2_needs(ws: Socket, ada: int) -> None:
     assert reply == error([{"unit": ['"GCS" is not a valid unit for consciousness. Use "ACVPU".']}], "create", 400)
     reply = await request(ws, "list", filters={"kind": "consciousness"})
     assert reply == ok([vital(ada, **{**voice, "id": pk, "value": 2.0})], "list")
+
+
+def test_the_upgrade_keeps_a_wards_history_that_breaks_the_new_rules(pg_server: str) -> None:
+    """0006 and 0007 add their CHECKs NOT VALID: rows the old rules let in do not stop the migration,
+    and stay readable; every new or changed row is held to the rules, psql's too."""
+    migrations = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+    with cloned_database(pg_server, "template0") as url:
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                           " applied_at timestamptz NOT NULL DEFAULT now())")
+            for version, name in ((1, "users"), (2, "patients"), (3, "roles"), (4, "changes"), (5, "vitals")):
+                cursor.execute((migrations / f"{version:04d}_{name}.sql").read_text(encoding="utf-8"))
+                cursor.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            cursor.execute("INSERT INTO patients (first_name, last_name, admission_date, dismissal_date)"
+                           " VALUES ('Old', 'Record', '2026-11-01T08:30:00Z', '2026-10-02T08:30:00Z') RETURNING id")
+            (pk,) = cursor.fetchone()
+            cursor.execute("INSERT INTO vitals (patient, kind, value, unit, measured_at)"
+                           " VALUES (%s, 'spo2', 250, 'kg', '2026-11-28T08:00:00Z')", (pk,))
+        connection.close()
+        result = run(url, "migrate")
+        assert (result.returncode, result.stdout) == (0, "applied 0006_validation, 0007_news2_kinds\n"), result.stderr
+        assert query(url, "SELECT kind, value, unit FROM vitals") == [("spo2", 250.0, "kg")]  # kept as it was
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            for sql in ("INSERT INTO vitals (patient, kind, value, unit, measured_at)"
+                        f" VALUES ({pk}, 'spo2', 101, '%', now())",
+                        f"INSERT INTO vitals (patient, kind, value, unit, measured_at) VALUES ({pk}, 'spo2', 97, 'kg', now())",
+                        "UPDATE patients SET first_name = 'Changed'"):  # a changed row is checked too
+                with pytest.raises(psycopg2.errors.CheckViolation):
+                    cursor.execute(sql)
+                connection.rollback()
+            cursor.execute("UPDATE patients SET dismissal_date = NULL")  # put right, it is accepted
+        connection.close()
+
+
+async def test_changing_an_old_row_that_breaks_the_date_rule_names_the_dismissal(ws: Socket, database_url: str) -> None:
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:  # as history before 0006 left it
+        cursor.execute("ALTER TABLE patients DROP CONSTRAINT patients_dismissal_not_before_admission")
+        cursor.execute("INSERT INTO patients (first_name, last_name, admission_date, dismissal_date) VALUES"
+                       " ('Old', 'Record', '2026-11-01T08:30:00Z', '2026-10-02T08:30:00Z') RETURNING id")
+        (pk,) = cursor.fetchone()
+        cursor.execute("ALTER TABLE patients ADD CONSTRAINT patients_dismissal_not_before_admission"
+                       " CHECK (dismissal_date >= admission_date) NOT VALID")
+    connection.close()
+    reply = await ws.request("patch", pk=pk, data={"first_name": "Changed"})
+    assert reply == error([{"dismissal_date": [BEFORE]}], "patch", 400)
+    reply = await ws.request("patch", pk=pk, data={"dismissal_date": None})
+    assert reply["response_status"] == 200, reply

@@ -41,6 +41,15 @@ class ReferenceViolation(BadRequest):
         self.constraint = constraint
 
 
+class CheckViolation(BadRequest):
+    """A write broke a CHECK constraint: the resource's schema names the field (constraint_errors)."""
+
+    def __init__(self, table: str | None, constraint: str | None) -> None:
+        super().__init__([{"non_field_errors": ["Invalid data."]}])  # when the schema claims none
+        self.table = table
+        self.constraint = constraint
+
+
 class Unauthorized(ApiError):
     """No or bad credentials; over HTTP the 401 names the Token scheme, as DRF's does."""
 

@@ -5,7 +5,7 @@ import pytest
 
 from server.web.page import STATIC_DIR
 
-PAGE_FILES = ("app.js", "socket.js", "ward.js", "style.css")
+PAGE_FILES = ("app.js", "socket.js", "ward.js", "news2.js", "style.css")
 
 
 async def test_the_page_is_served_at_the_root_with_strict_headers(client) -> None:

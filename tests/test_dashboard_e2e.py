@@ -5,6 +5,7 @@ tests are skipped with a reason when either is missing. Screenshots go to $DASHB
 (default: a fresh temporary directory, printed)."""
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
@@ -135,6 +136,11 @@ def new_page(browser: Any) -> Iterator[Any]:
 CONNECTED = re.compile(r"^Live$")
 
 
+def away_text(state: str) -> re.Pattern[str]:
+    """The pill while disconnected: the state, and the time of the last word from the server."""
+    return re.compile(rf"^{state} — data as of \d\d:\d\d$")
+
+
 def sign_in(page: Any, server: Server) -> None:
     page.goto(server.base + "/")
     page.get_by_label("Username").fill("nurse")
@@ -263,7 +269,7 @@ def test_the_page_recovers_after_a_server_restart(server: Server, new_page: Any,
     sign_in(page, server)
     last = unique("Franklin")
     server.stop()
-    expect(page.locator("#connection-text")).to_have_text("Reconnecting…", timeout=5000)
+    expect(page.locator("#connection-text")).to_have_text(away_text("Reconnecting…"), timeout=5000)
     # A change made while the page is away, straight in the database (a psql user, another instance).
     with psycopg2.connect(server.url) as connection, connection.cursor() as cursor:
         cursor.execute("INSERT INTO patients (first_name, last_name, admission_date) VALUES (%s, %s, %s)",
@@ -273,3 +279,145 @@ def test_the_page_recovers_after_a_server_restart(server: Server, new_page: Any,
     server.start()
     expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=15_000)
     expect(row(page, last)).to_be_visible()
+
+
+def ago(**delta: float) -> str:
+    """An ISO 8601 UTC time this long before now (the page judges staleness by the real clock)."""
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+def admit_with_readings(server: Server, token: str, last: str, readings: dict[str, float],
+                        measured_at: str | None = None) -> dict[str, Any]:
+    units = {"heart_rate": "bpm", "spo2": "%", "temperature": "°C", "resp_rate": "/min", "systolic_bp": "mmHg",
+             "diastolic_bp": "mmHg", "supplemental_oxygen": "L/min", "consciousness": "ACVPU"}
+    patient = server.api("POST", "patients/", token, {"first_name": "Pat", "last_name": last,
+                                                      "admission_date": "2026-11-01T08:30:00Z"})
+    measured_at = measured_at or ago(minutes=10)  # one set of observations, one time
+    for kind, value in readings.items():
+        server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": kind, "value": value,
+                                              "unit": units[kind], "measured_at": measured_at})
+    return patient
+
+
+# The issue's deteriorating patient, on air and alert: every NEWS2 parameter present.
+DETERIORATING = {"heart_rate": 138, "spo2": 86, "temperature": 39.6, "resp_rate": 28, "systolic_bp": 84,
+                 "diastolic_bp": 50, "supplemental_oxygen": 0, "consciousness": 0}
+WELL = {**DETERIORATING, "heart_rate": 72, "spo2": 97, "temperature": 37.0, "resp_rate": 16, "systolic_bp": 121,
+        "diastolic_bp": 79}
+
+
+def test_news2_flags_the_deteriorating_patient_by_colour_and_words(server: Server, token: str, new_page: Any,
+                                                                    shots: Path) -> None:
+    sick, well = unique("Sick"), unique("Well")
+    admit_with_readings(server, token, sick, DETERIORATING)
+    admit_with_readings(server, token, well, WELL)
+    page = new_page()
+    sign_in(page, server)
+    score = row(page, sick).locator("td.news2")
+    expect(score.locator(".badge")).to_have_text("NEWS2 14 high")
+    expect(score).to_have_attribute("data-band", "high")
+    expect(score.locator(".response")).to_contain_text("Emergency response")
+    red, white = "rgb(163, 22, 27)", "rgb(255, 255, 255)"
+    assert score.locator(".badge").evaluate("e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]") == [red, white]
+    expect(row(page, well).locator("td.news2 .badge")).to_have_text("NEWS2 0 low")
+    expect(row(page, well).locator("td.news2")).to_have_attribute("data-band", "zero")
+    expect(row(page, sick)).to_contain_text("BP 84/50 mmHg")
+    expect(row(page, sick)).to_contain_text("Air (no O₂)")
+    expect(row(page, sick)).to_contain_text("ACVPU A")
+    page.screenshot(path=str(shots / "news2.png"), full_page=True)
+
+
+def test_a_reading_made_elsewhere_changes_the_score_within_a_second(server: Server, token: str, new_page: Any) -> None:
+    last = unique("Turing")
+    patient = admit_with_readings(server, token, last, WELL)
+    page = new_page()
+    sign_in(page, server)
+    badge = row(page, last).locator("td.news2 .badge")
+    expect(badge).to_have_text("NEWS2 0 low")
+    server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": "consciousness", "value": 2,
+                                          "unit": "ACVPU", "measured_at": ago(minutes=1)})  # responds to Voice
+    expect(badge).to_have_text("NEWS2 3 low–medium", timeout=1000)
+    expect(row(page, last).locator("td.news2")).to_have_attribute("data-band", "low-medium")
+
+
+def test_each_value_has_its_own_time_and_a_stale_one_is_marked(server: Server, token: str, new_page: Any) -> None:
+    last = unique("Nightingale")
+    patient = admit_with_readings(server, token, last, {k: v for k, v in WELL.items() if k != "heart_rate"})
+    server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": "heart_rate", "value": 72, "unit": "bpm",
+                                          "measured_at": ago(hours=26)})
+    server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": "systolic_bp", "value": 190,
+                                          "unit": "mmHg", "measured_at": ago(minutes=2)})  # systolic only, later
+    page = new_page()
+    sign_in(page, server)
+    heart = row(page, last).locator(".vital[data-kind=heart_rate]")
+    expect(heart).to_have_class(re.compile(r"\bstale\b"))
+    expect(heart.locator(".stale-tag")).to_have_text("stale")
+    day = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=26)
+    expect(heart.locator("time")).to_contain_text(f"{day.day} {day:%b}")  # not today: the date too
+    spo2 = row(page, last).locator(".vital[data-kind=spo2]")
+    expect(spo2.locator(".stale-tag")).to_have_count(0)
+    expect(spo2.locator("time")).to_have_text(re.compile(r"^\d\d:\d\d$"))  # today: the time alone
+    expect(row(page, last).locator(".vital[data-kind=systolic_bp]")).to_contain_text("BP 190/– mmHg")
+    expect(row(page, last).locator(".vital[data-kind=diastolic_bp]")).to_contain_text("BP –/79 mmHg")
+    # The stale heart rate is not scored, and named: the total is a lower bound.
+    expect(row(page, last).locator("td.news2 .badge")).to_have_text("NEWS2 ≥ 0 low, incomplete: stale: pulse")
+
+
+def test_the_signed_out_page_has_no_sign_out_button_and_no_offline_alarm(server: Server, new_page: Any) -> None:
+    page = new_page()
+    page.goto(server.base + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(page.locator("#connection")).to_be_hidden()  # nothing was tried: no red "Offline"
+    sign_in(page, server)
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(page.locator("#connection")).to_be_hidden()
+
+
+def test_the_pill_says_connecting_before_anything_is_known(server: Server, new_page: Any) -> None:
+    page = new_page()
+    page.route("**/api/auth/me/", lambda route: None)  # the first question never answered
+    page.goto(server.base + "/")
+    expect(page.locator("#connection-text")).to_have_text("Connecting…")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connecting")
+
+
+def test_back_online_the_pill_says_live_again(server: Server, token: str, new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, server)
+    page.context.set_offline(True)
+    expect(page.locator("#connection-text")).to_have_text(away_text("Offline"))
+    expect(page.locator("#ward")).to_have_class(re.compile(r"\baway\b"))  # the table is dimmed
+    assert page.locator("#patients").evaluate("e => getComputedStyle(e).opacity") == "0.6"
+    page.context.set_offline(False)
+    expect(page.locator("#connection-text")).to_have_text("Live", timeout=2000)  # the issue's bound
+    expect(page.locator("#ward")).not_to_have_class(re.compile(r"\baway\b"))
+    last = unique("Curie")  # and the page is live indeed: a change arrives
+    server.api("POST", "patients/", token, {"first_name": "Marie", "last_name": last,
+                                            "admission_date": "2026-11-01T08:30:00Z"})
+    expect(row(page, last)).to_be_visible(timeout=1000)
+
+
+def test_the_phone_layout_has_no_sideways_scroll(server: Server, token: str, browser: Any, shots: Path) -> None:
+    last = unique("Longfellow-Featherstonehaugh")
+    admit_with_readings(server, token, last, DETERIORATING)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB", timezone_id="UTC",
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        sign_in(page, server)
+        expect(row(page, last)).to_contain_text("NEWS2 14 high")
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] == widths[1] == 390, widths
+        discharge = page.get_by_role("button", name=f"Discharge Pat {last}")
+        discharge.scroll_into_view_if_needed()
+        box = discharge.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # on screen
+        header = page.locator("header.bar").bounding_box()
+        assert header is not None and header["width"] == 390, header  # its background spans the screen
+        page.screenshot(path=str(shots / "phone.png"), full_page=True)
+    finally:
+        context.close()

@@ -121,3 +121,14 @@ def test_import_reports_a_bad_source_in_one_line(database_url: str, django_url: 
     assert refused.returncode == 1 and refused.stderr.startswith(
         'dashboard-server: import failed, nothing was changed: new row for relation "patients" violates')
     assert query(database_url, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_a_django_patient_discharged_before_admission_stops_the_import(database_url: str, django_url: str) -> None:
+    with psycopg2.connect(django_url) as connection, connection.cursor() as cursor:  # the old stack took it
+        cursor.execute("UPDATE patients_patient SET dismissal_date = admission_date - interval '30 days' WHERE id = 42")
+    connection.close()
+    refused = run(database_url, "import-django", "--from", django_url)
+    assert (refused.returncode, refused.stderr) == (1, 'dashboard-server: import failed, nothing was changed: new row for '
+                                                       'relation "patients" violates check constraint '
+                                                       '"patients_dismissal_not_before_admission"\n')
+    assert query(database_url, "SELECT count(*) FROM patients") == [(0,)]

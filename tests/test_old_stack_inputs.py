@@ -22,8 +22,10 @@ NON_ASCII_DATETIMES = {
 async def test_non_ascii_digits_and_spaces_in_datetimes(ws: Socket, client, token: str, sent: str, stored: str) -> None:
     reply = await ws.request("create", data={**ADA, "admission_date": sent})
     assert reply == ok(patient(admission_date=stored), "create", 201)
-    assert await call(client, "POST", "/api/patients/", token, json={**ADA, "dismissal_date": sent}) == (
-        201, patient(dismissal_date=stored))
+    admitted = "2026-10-01T00:00:00Z"  # before every `stored`: a discharge may not come before admission
+    assert await call(client, "POST", "/api/patients/", token,
+                      json={**ADA, "admission_date": admitted, "dismissal_date": sent}) == (
+        201, patient(admission_date=admitted, dismissal_date=stored))
     listed = await ws.request("list", filters={"dismissal_date": sent})  # filter values parse the same
     assert [row["dismissal_date"] for row in listed["data"]] == [stored]
 

@@ -45,7 +45,8 @@ async def test_a_second_resource_is_described_from_its_declaration_alone(client)
     assert list(vital["properties"]) == ["id", "patient", "kind", "value", "unit", "measured_at", "created_at"]
     assert vital["properties"]["patient"] == {"type": "integer", "description": "the id of an object of /api/patients/"}
     assert vital["properties"]["kind"] == {"type": "string", "enum": [
-        "heart_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp", "resp_rate"]}
+        "heart_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp", "resp_rate",
+        "supplemental_oxygen", "consciousness"]}
     assert vital["properties"]["value"] == {"type": "number", "format": "double"}
     parameters = {parameter["name"]: parameter["schema"] for parameter in document["paths"]["/api/vitals/"]["get"]["parameters"]}
     assert parameters["kind"] == vital["properties"]["kind"] and parameters["kind__isnull"] == {"type": "boolean"}

@@ -69,7 +69,9 @@ async def test_options_describes_choices_and_related_fields(client, token: str) 
         "patient": {"type": "field", "required": True, "read_only": False, "label": "Patient"},
         "kind": {"type": "choice", "required": True, "read_only": False, "label": "Kind", "choices": [
             {"value": kind, "display_name": kind}
-            for kind in ("heart_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp", "resp_rate")]},
+            # The old stack's six kinds, then the two NEWS2 needs (issue 16), which it never had.
+            for kind in ("heart_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp", "resp_rate",
+                         "supplemental_oxygen", "consciousness")]},
         "value": {"type": "float", "required": True, "read_only": False, "label": "Value"},
         "unit": {"type": "string", "required": True, "read_only": False, "label": "Unit", "max_length": 16},
         "measured_at": {"type": "datetime", "required": True, "read_only": False, "label": "Measured at"},

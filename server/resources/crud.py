@@ -6,7 +6,7 @@ from typing import Any, Mapping
 from marshmallow import ValidationError
 
 from schemas.fields import MAX_BIGINT, Related, parse_integer
-from server.errors import BadRequest, NotFound, ReferenceViolation
+from server.errors import BadRequest, CheckViolation, NotFound, ReferenceViolation
 from server.resources.declaration import Call, Handler, Reply
 from server.resources.listing import parse_list_options
 
@@ -53,9 +53,16 @@ async def missing_related(call: Call, data: Mapping[str, Any], failed: Mapping[s
 
 async def write_row(call: Call, query: str, params: Mapping[str, Any],
                     data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Run a create or update query; a foreign key it breaks is reported on its field, as DRF does."""
+    """Run a create or update query; a foreign key it breaks is reported on its field, as DRF does,
+    and a CHECK on the field its schema names (constraint_errors: rules that span a stored value)."""
     try:
         return await call.db.write(call.resource.query(query), params, call.user.id)
+    except CheckViolation as exc:
+        claim = getattr(call.resource.schema_instance, "constraint_errors", None)
+        errors = None if claim is None else claim(exc.constraint, data)
+        if errors:
+            raise BadRequest([errors]) from None
+        raise
     except ReferenceViolation as exc:
         for name, field in call.resource.schema_instance.fields.items():
             # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).

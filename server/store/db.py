@@ -11,7 +11,7 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 
-from server.errors import ApiError, BadRequest, Conflict, ReferenceViolation, Unavailable
+from server.errors import ApiError, BadRequest, CheckViolation, Conflict, ReferenceViolation, Unavailable
 from server.store.batching import KeyedLookups, Row
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def translate(exc: BaseException, connecting: bool = False) -> ApiError | None:
         return Unavailable()
     if isinstance(exc, psycopg2.errors.ForeignKeyViolation):
         return ReferenceViolation(exc.diag.table_name, exc.diag.constraint_name)
+    if isinstance(exc, psycopg2.errors.CheckViolation):
+        return CheckViolation(exc.diag.table_name, exc.diag.constraint_name)
     if isinstance(exc, (psycopg2.IntegrityError, psycopg2.DataError)):
         return BadRequest([{"non_field_errors": ["Invalid data."]}])
     if isinstance(exc, UNAVAILABLE):

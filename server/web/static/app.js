@@ -1,14 +1,23 @@
-// The ward dashboard page: sign in, the live table of current inpatients, admit / edit / discharge.
+// The ward dashboard page: sign in, the live table of current inpatients with NEWS2, admit / edit / discharge.
+import { STALE_AFTER_MS, news2 } from "./news2.js";
 import { Connection } from "./socket.js";
 import { Ward } from "./ward.js";
 
 const $ = (selector) => document.querySelector(selector);
 const STATUS_TEXT = { connecting: "Connecting…", live: "Live", connected: "Connected (no live updates)",
   reconnecting: "Reconnecting…", offline: "Offline" };
+// Shown in this order; blood pressure (systolic_bp, diastolic_bp) goes after the heart rate.
 const VITAL_LABELS = [["heart_rate", "HR", "Heart rate"], ["spo2", "SpO₂", "Oxygen saturation"],
-  ["temperature", "Temp", "Temperature"], ["resp_rate", "RR", "Respiratory rate"]];
+  ["supplemental_oxygen", "O₂", "Supplemental oxygen"], ["resp_rate", "RR", "Respiratory rate"],
+  ["temperature", "Temp", "Temperature"], ["consciousness", "ACVPU", "Consciousness (ACVPU)"]];
+const ACVPU = [["A", "Alert"], ["C", "new Confusion"], ["V", "responds to Voice"], ["P", "responds to Pain"],
+  ["U", "Unresponsive"]];
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const clockFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+const dayClockFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+// A reading older than this is marked stale and not scored: ?stale_hours=N, default 4 (news2.js).
+const staleHours = Number(new URLSearchParams(location.search).get("stale_hours"));
+const STALE_MS = staleHours > 0 ? staleHours * 3_600_000 : STALE_AFTER_MS;
 
 const view = { sort: "name", direction: "ascending", search: "", user: null };
 const ward = new Ward(render);
@@ -46,9 +55,14 @@ function announce(text) {
   $("#notice").textContent = text;
 }
 
+// Away from the server, the page says since when its data may be out of date, and dims the table.
 function showStatus(state) {
+  const away = state === "offline" || state === "reconnecting";
+  const heard = connection.lastHeard;
   $("#connection").dataset.state = state;
-  $("#connection-text").textContent = STATUS_TEXT[state];
+  $("#connection-text").textContent = STATUS_TEXT[state] +
+    (away && heard ? ` — data as of ${when(new Date(heard).toISOString(), Date.now())}` : "");
+  $("#ward").classList.toggle("away", away);
 }
 
 // --- field errors ----------------------------------------------------------------------------
@@ -105,24 +119,60 @@ function visiblePatients() {
   return rows;
 }
 
-function vitalsCell(patientId) {
+function when(iso, now) { // the time, with the date when it is not today
+  const date = new Date(iso);
+  const today = date.toDateString() === new Date(now).toDateString();
+  return (today ? clockFormat : dayClockFormat).format(date);
+}
+
+function readingText(kind, short, vital) {
+  if (kind === "supplemental_oxygen") return vital.value > 0 ? `O₂ ${vital.value} ${vital.unit}` : "Air (no O₂)";
+  if (kind === "consciousness") return `ACVPU ${ACVPU[vital.value]?.[0] ?? vital.value}`;
+  return `${short} ${vital.value} ${vital.unit}`;
+}
+
+// One value with its own time; stale ones say so in words, not only by their style.
+function reading(title, text, vital, now) {
+  const stale = now - Date.parse(vital.measured_at) > STALE_MS;
+  return element("span", { class: stale ? "vital stale" : "vital", title, "data-kind": vital.kind },
+    element("span", { class: "reading", text }), " ",
+    element("time", { datetime: vital.measured_at, text: when(vital.measured_at, now) }),
+    ...(stale ? [" ", element("span", { class: "stale-tag", text: "stale" })] : []));
+}
+
+function bloodPressure(kinds, now) {
+  const systolic = kinds.get("systolic_bp"), diastolic = kinds.get("diastolic_bp");
+  if (systolic && diastolic && systolic.measured_at === diastolic.measured_at) {
+    return [reading("Blood pressure", `BP ${systolic.value}/${diastolic.value} ${systolic.unit}`, systolic, now)];
+  }
+  return [ // measured apart (or only one of them): each with its own time
+    ...(systolic ? [reading("Systolic blood pressure", `BP ${systolic.value}/– ${systolic.unit}`, systolic, now)] : []),
+    ...(diastolic ? [reading("Diastolic blood pressure", `BP –/${diastolic.value} ${diastolic.unit}`, diastolic, now)] : []),
+  ];
+}
+
+function vitalsCell(patientId, now) {
   const kinds = ward.latest.get(patientId);
   if (!kinds || kinds.size === 0) return element("td", { class: "muted", text: ward.hasVitals ? "No vitals yet" : "—" });
   const parts = [];
   for (const [kind, short, long] of VITAL_LABELS) {
     const vital = kinds.get(kind);
-    if (vital) parts.push(element("span", { class: "vital", title: long }, `${short} ${vital.value} ${vital.unit}`));
+    if (vital) parts.push(reading(kind === "consciousness" ? ACVPU[vital.value]?.[1] ?? long : long,
+      readingText(kind, short, vital), vital, now));
+    if (kind === "heart_rate") parts.push(...bloodPressure(kinds, now));
   }
-  const systolic = kinds.get("systolic_bp"), diastolic = kinds.get("diastolic_bp");
-  if (systolic && diastolic) {
-    parts.push(element("span", { class: "vital", title: "Blood pressure" }, `BP ${systolic.value}/${diastolic.value} ${systolic.unit}`));
-  }
-  const newest = [...kinds.values()].reduce((a, b) => (a.measured_at > b.measured_at ? a : b));
-  parts.push(element("time", { class: "muted", datetime: newest.measured_at, text: `at ${clockFormat.format(new Date(newest.measured_at))}` }));
   return element("td", {}, element("div", { class: "vitals" }, ...parts));
 }
 
-function patientRow(patient) {
+// NEWS2 by colour and in words, with the chart's response; incomplete names what is missing or stale.
+function news2Cell(patientId, now) {
+  const score = news2(ward.latest.get(patientId) ?? new Map(), { now, staleAfterMs: STALE_MS });
+  return element("td", { class: "news2", "data-band": score.band, "data-complete": String(score.complete) },
+    element("span", { class: "badge", text: score.text }),
+    element("span", { class: "response", text: score.response }));
+}
+
+function patientRow(patient, now) {
   const name = fullName(patient);
   const actions = element("td", { class: "row-actions" });
   if (view.user?.role === "editor") {
@@ -133,14 +183,15 @@ function patientRow(patient) {
   return element("tr", { "data-id": patient.id },
     element("th", { scope: "row", text: `${patient.last_name}, ${patient.first_name}` }),
     element("td", {}, element("time", { datetime: patient.admission_date, text: timeFormat.format(new Date(patient.admission_date)) })),
-    vitalsCell(patient.id), actions);
+    news2Cell(patient.id, now), vitalsCell(patient.id, now), actions);
 }
 
 function render() {
   const focused = document.activeElement?.closest?.("#patient-rows button");
   const keep = focused && { id: focused.dataset.id, action: focused.dataset.action };
   const rows = visiblePatients();
-  $("#patient-rows").replaceChildren(...rows.map(patientRow));
+  const now = Date.now();
+  $("#patient-rows").replaceChildren(...rows.map((patient) => patientRow(patient, now)));
   $("#empty").hidden = rows.length > 0;
   $("#count").textContent = `(${rows.length}${rows.length === ward.patients.size ? "" : ` of ${ward.patients.size}`})`;
   for (const th of document.querySelectorAll("th[data-sort]")) {
@@ -249,6 +300,7 @@ function showSignIn(message = "") {
   ward.clear();
   $("#ward").hidden = true;
   $("#account").hidden = true;
+  $("#connection").hidden = true; // nothing is connected, or tried, until someone signs in
   $("#sign-in-section").hidden = false;
   clearErrors($("#sign-in"));
   $("#sign-in-error").textContent = message;
@@ -260,6 +312,7 @@ function showWard(user) {
   $("#sign-in-section").hidden = true;
   $("#ward").hidden = false;
   $("#account").hidden = false;
+  $("#connection").hidden = false;
   $("#whoami").textContent = `Signed in as ${user.username} (${user.role})`;
   $("#admit-section").hidden = user.role !== "editor";
   resetAdmit();
@@ -341,4 +394,5 @@ function wire() {
 }
 
 wire();
+setInterval(render, 60_000); // readings turn stale as time passes, with no push to say so
 start();

@@ -13,8 +13,11 @@ export class Connection {
     this.failures = 0;
     this.stopped = true;
     this.timer = null;
+    this.lastHeard = null; // Date.now() of the last frame from the server: what the data is as of
     window.addEventListener("offline", () => { if (!this.stopped) this.onStatus("offline"); });
-    window.addEventListener("online", () => { if (!this.stopped && !this.isOpen()) this.reconnectNow(); });
+    // Back online: a socket that looks open may be dead (or the pill was left at "Offline" while it
+    // stayed up), so connect afresh; the subscriptions resume with `since`, nothing is missed.
+    window.addEventListener("online", () => { if (!this.stopped) this.reconnectNow(); });
   }
 
   start() {
@@ -37,7 +40,16 @@ export class Connection {
 
   reconnectNow() {
     clearTimeout(this.timer);
+    const old = this.ws;
+    this.ws = null; // its close event is then ignored (closed() checks), and its requests fail now
+    this.rejectPending();
+    if (old) old.close(1000, "Reconnecting");
     this.open("reconnecting");
+  }
+
+  rejectPending() {
+    for (const { reject } of this.pending.values()) reject(new Error("disconnected"));
+    this.pending.clear();
   }
 
   open(state) {
@@ -63,8 +75,7 @@ export class Connection {
   closed(ws, code) {
     if (this.ws !== ws) return;
     this.ws = null;
-    for (const { reject } of this.pending.values()) reject(new Error("disconnected"));
-    this.pending.clear();
+    this.rejectPending();
     if (this.stopped) return;
     if (code === 4401) { this.authLost(); return; }
     this.failures += 1;
@@ -88,6 +99,7 @@ export class Connection {
   }
 
   received(text) {
+    this.lastHeard = Date.now();
     let frame;
     try { frame = JSON.parse(text); } catch { return; }
     const payload = frame.payload || {};

@@ -18,7 +18,7 @@ from server.resources import check_queries
 from server.resources.declaration import Resource
 from server.store.db import open_database
 from server.store.queries import load_queries
-from server.web.auth_api import add_auth_routes
+from server.web.auth_api import add_auth_routes, over_https
 from server.web.connection import Connections
 from server.web.health import setup_operations
 from server.web.http import http_errors
@@ -89,7 +89,7 @@ def create_app(config: Config, resources: tuple[Resource, ...] = DECLARED_RESOUR
     """`metrics_dir`: where the workers of `serve --workers N` share their metrics (server/ops/workers.py)."""
     secret = load_secret(config)
     app = web.Application()
-    aiohttp_session.setup(app, session_storage(config, secret))
+    aiohttp_session.setup(app, session_storage(config, secret, over_https))
     app.middlewares.append(http_errors)  # inside the session middleware, which then sees every answer
     app[CONFIG] = config
     app[RESOURCES] = {resource.name: resource for resource in resources}

@@ -32,7 +32,7 @@ class Config:
     # The server secret (base64 of 32 bytes): encrypts session cookies and stored token copies.
     # Unset: generated once into <data_dir>/session.key. repr=False keeps it out of any log.
     session_key: str | None = dataclasses.field(default=None, repr=False)
-    session_cookie_secure: bool = False   # send the session cookie over HTTPS only
+    session_cookie_secure: bool = False   # true: the session cookie always Secure; false: when the client uses HTTPS
     session_max_age_seconds: int = 14 * 24 * 3600
     allowed_origins: tuple[str, ...] = () # browser origins whose cookies may open /ws/ or write
     login_failures_per_user: int = 5      # failed logins per username per window, then 429

@@ -231,6 +231,18 @@ async def test_a_secure_only_cookie_is_not_handed_out_over_plain_http(aiohttp_cl
         assert "Secure" in response.headers["Set-Cookie"]
 
 
+async def test_the_cookie_is_secure_exactly_when_the_client_uses_https(client, ward: dict) -> None:
+    """session_cookie_secure false (the default): Secure follows the client's scheme, as the proxy on this
+    host says it (X-Forwarded-Proto), so one config serves plain http:// on a ward PC and https:// behind nginx."""
+    credentials = {"username": "ward", "password": PASSWORD}
+    async with client.post("/api/auth/login/", json=credentials) as response:
+        assert response.status == 200
+        cookie = response.headers["Set-Cookie"]
+        assert "dashboard_session=" in cookie and "Secure" not in cookie
+    async with client.post("/api/auth/login/", json=credentials, headers={"X-Forwarded-Proto": "https"}) as response:
+        assert response.status == 200 and "Secure" in response.headers["Set-Cookie"]
+
+
 async def test_every_login_is_logged_counted_and_recorded(client, ward: dict, caplog) -> None:
     """Success and failure with the username and address (never the password, nor a name that names no
     user: it may be a password typed in the wrong field); `dashboard-server logins` shows them."""

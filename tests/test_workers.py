@@ -39,11 +39,10 @@ async def test_two_workers_serve_one_port_and_one_database(database_url: str) ->
     try:
         async with aiohttp.ClientSession() as session:
             await server.next_line(r"server\.ops\.workers: 2 workers serving")
-            # Multiprocess mode too: every documented family but the request ones (labelled by stream,
-            # present from the first request) from the first scrape, process_* per worker.
+            # Multiprocess mode too: every documented family from the first scrape, process_* per worker.
             async with session.get(f"{server.http}/metrics") as response:
                 first = {family.name: family for family in text_string_to_metric_families(await response.text())}
-            absent = documented_metrics() - set(first) - {"dashboard_requests", "dashboard_request_duration_seconds"}
+            absent = documented_metrics() - set(first)
             assert not absent, absent
             assert len({sample.labels["pid"] for sample in first["process_resident_memory_bytes"].samples}) == 2
             sockets = await open_sockets(server, session, token)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import secrets
+from typing import Callable
 
 from aiohttp import web
-from aiohttp_session import get_session, new_session
+from aiohttp_session import Session, get_session, new_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from server.accounts.secret import digest, subkey
@@ -16,11 +17,27 @@ COOKIE_NAME = "dashboard_session"
 KEY_FIELD = "key"
 
 
-def session_storage(config: Config, secret: bytes) -> EncryptedCookieStorage:
+class SessionCookies(EncryptedCookieStorage):
+    """The session cookie, Secure exactly when `secure_for(request)`: whether this client really uses
+    HTTPS (the transports decide: server/web/auth_api.py), or always with session_cookie_secure."""
+
+    def __init__(self, key: bytes, secure_for: Callable[[web.BaseRequest], bool], **params: object) -> None:
+        super().__init__(key, **params)  # type: ignore[arg-type]
+        self._secure_for = secure_for
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        await super().save_session(request, response, session)
+        cookie = response.cookies.get(self.cookie_name)
+        if cookie is not None:
+            cookie["secure"] = self._secure_for(request)
+
+
+def session_storage(config: Config, secret: bytes, uses_https: Callable[[web.BaseRequest], bool]) -> SessionCookies:
     # Lax keeps the cookie off cross-site POSTs and sub-requests; httponly keeps it from scripts.
-    return EncryptedCookieStorage(subkey(secret, "session-cookie"), cookie_name=COOKIE_NAME,
-                                  httponly=True, samesite="Lax", secure=config.session_cookie_secure,
-                                  max_age=config.session_max_age_seconds)
+    return SessionCookies(subkey(secret, "session-cookie"),
+                          lambda request: config.session_cookie_secure or uses_https(request),
+                          cookie_name=COOKIE_NAME, httponly=True, samesite="Lax",
+                          max_age=config.session_max_age_seconds)
 
 
 async def session_key(request: web.Request) -> str | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterable, Iterator
 
 from aiohttp import web
 
 from server.config import Config
-from server.web.keys import CONFIG, DB, LISTENER, METRICS, READINESS_PROBES, ReadinessProbe
+from server.resources.declaration import Resource
+from server.web.keys import CONFIG, DB, LISTENER, METRICS, READINESS_PROBES, RESOURCES, ReadinessProbe
 from server.web.metrics import Metrics
+from server.web.rest import resource_routes
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,18 @@ async def pool_sampler_ctx(app: web.Application) -> AsyncIterator[None]:
     app[METRICS].set_pool(0, 0, 0)
 
 
+def served_requests(resources: Iterable[Resource]) -> Iterator[tuple[str, str, str]]:
+    """(transport, stream, action) of every request the transports serve: /ws/ every action, /api/ its routes'."""
+    for resource in resources:
+        yield from (("ws", resource.name, action) for action in resource.actions)
+        yield from (("rest", resource.name, action) for _, methods in resource_routes(resource)
+                    for action in methods.values())
+
+
 def setup_operations(app: web.Application, metrics_dir: str | None = None) -> None:
     """Install metrics, readiness probes and the three endpoints; call after the database's cleanup_ctx."""
     app[METRICS] = Metrics(metrics_dir)
+    app[METRICS].expect_requests(served_requests(app[RESOURCES].values()))
     probes: list[ReadinessProbe] = [database_answers, listener_ready]
     app[READINESS_PROBES] = probes
     allowed_networks(app[CONFIG])   # a malformed allow-list fails at start, not at the first scrape

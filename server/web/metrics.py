@@ -1,7 +1,7 @@
 """The server's Prometheus metrics, by name, and their text exposition (multi-process aware)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import platform
 
@@ -121,6 +121,13 @@ class Metrics:
         count, observe = hooks
         count()
         observe(seconds)
+
+    def expect_requests(self, served: Iterable[tuple[str, str, str]]) -> None:
+        """The request families' series for every (transport, stream, action) served, at 0 from the
+        first scrape (with workers too, where a family shows only once a series exists)."""
+        for transport, stream, action in served:
+            self.requests.labels(transport, stream, action, "200")
+            self.request_seconds.labels(transport, stream, action)
 
     def login_attempted(self, outcome: str) -> None:
         """outcome is one of LOGIN_OUTCOMES (the server's words, never client text)."""

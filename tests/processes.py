@@ -86,11 +86,13 @@ class ServerProcess:
         self._reader = asyncio.create_task(self._collect())
 
     @classmethod
-    async def start(cls, database_url: str, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        """`serve --port P ARGS` on database_url with the tests' fixed secret (env overrides either)."""
+    async def start(cls, database_url: str, *args: str, env: dict[str, str] | None = None,
+                    port: int | None = None) -> ServerProcess:
+        """`serve --port P ARGS` on database_url with the tests' fixed secret (env overrides either);
+        P is a free port unless given."""
         from tests.conftest import TEST_SECRET  # here, not at the top: see the module's docstring
 
-        port = free_port()
+        port = port or free_port()
         process = await asyncio.create_subprocess_exec(
             *serve_command(port, *args),
             env=server_environment(database_url, {"DASHBOARD_SESSION_KEY": TEST_SECRET, **(env or {})}),

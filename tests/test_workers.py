@@ -7,6 +7,7 @@ import os
 import signal
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADA
@@ -95,3 +96,23 @@ async def test_sigterm_closes_every_workers_sockets_with_1001(database_url: str)
                 await ws.close()
     finally:
         await server.kill()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_second_serve_on_a_served_port_exits_at_once(database_url: str, workers: str) -> None:
+    """Ours with --workers 2 listens with SO_REUSEPORT, which the kernel would let another such server
+    share: a second one must refuse, whatever its --workers, and never say it serves."""
+    token = await make_token(database_url)
+    first = await ServerProcess.start(database_url, "--workers", "2")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await first.wait_serving(session)
+            second = await ServerProcess.start(database_url, "--workers", workers, port=first.port)
+            assert await second.exited(timeout=60) == 1
+            assert "serving" not in second.log, second.log
+            assert f"dashboard-server: cannot listen on 127.0.0.1:{first.port}: address already in use" in second.log
+            async with session.ws_connect(f"{first.http}/ws/?token={token}") as ws:  # the first serves on
+                assert (await ws_request(ws, "list"))["response_status"] == 200
+        assert await first.stop() == 0
+    finally:
+        await first.kill()

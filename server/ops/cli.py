@@ -67,13 +67,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
         if pending:
             raise CommandError(f"the database needs migrating ({', '.join(pending)}): run 'dashboard-server migrate'")
         load_secret(config)  # a bad or unwritable secret fails here, once, not in every worker
-        host, port = config.host, config.port
-        tls = tls_context(config)  # server/ops/tls.py: checked here once; each worker builds its own
-        # Through logging, so that with --log-format json this line is JSON too.
-        secure = "s" if tls else ""
-        logging.getLogger(__name__).info("dashboard-server: serving ws%s://%s:%d/ws/, the dashboard at http%s://%s:%d/",
-                                         secure, host, port, secure, host, port)
-        spec = ServeSpec(dataclasses.replace(config, database_url=url), host, port)
+        tls_context(config)  # server/ops/tls.py: checked here once; each worker builds its own
+        spec = ServeSpec(dataclasses.replace(config, database_url=url), config.host, config.port)
         if serve_processes(spec, config.workers or cpu_count(), config.log_format):
             raise CommandError("a worker exited unexpectedly (see the log above); stopped")
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import contextlib
 import dataclasses
 import signal
@@ -16,6 +18,7 @@ from server.ops.tls import tls_context
 from server.store.db import DatabaseUnavailable
 from server.web.health import is_ready
 
+log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 10.0  # seconds for open requests after the sockets got 1001; systemd allows 15
 
 Report = Callable[[str], None]  # receives "READY=1", "WATCHDOG=1", "STOPPING=1"
@@ -31,6 +34,20 @@ class ServeSpec:
     reuse_port: bool = False          # several processes listen on the same port
     watchdog: float | None = None     # seconds between WATCHDOG=1 reports; None: no watchdog
     metrics_dir: str | None = None    # the workers' shared metrics (server/ops/workers.py)
+    announce: bool = True             # log "serving ..." once bound (a worker leaves that to its parent)
+
+
+def announce(spec: ServeSpec) -> None:
+    """The start-up line, once the port is ours; through logging, so that it is JSON with --log-format json."""
+    secure = "s" if spec.config.certfile else ""
+    log.info("dashboard-server: serving ws%s://%s:%d/ws/, the dashboard at http%s://%s:%d/",
+             secure, spec.host, spec.port, secure, spec.host, spec.port)
+
+
+def cannot_listen(spec: ServeSpec, exc: OSError) -> OSError:
+    """One clear line for a port that is taken (or not ours to take)."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # the loop's own wording varies
+    return OSError(f"cannot listen on {spec.host}:{spec.port}: {reason.lower()} (is another server running there?)")
 
 
 def run(main: Awaitable[None]) -> None:
@@ -51,8 +68,13 @@ async def serve(spec: ServeSpec, report: Report) -> None:
                            keepalive_timeout=spec.config.handshake_timeout_seconds)
     await runner.setup()  # opens the database pool (cleanup_ctx); raises DatabaseUnavailable
     try:
-        await web.TCPSite(runner, spec.host, spec.port, reuse_port=spec.reuse_port or None,
-                          ssl_context=tls_context(spec.config)).start()
+        try:
+            await web.TCPSite(runner, spec.host, spec.port, reuse_port=spec.reuse_port or None,
+                              ssl_context=tls_context(spec.config)).start()
+        except OSError as exc:
+            raise cannot_listen(spec, exc) from None
+        if spec.announce:
+            announce(spec)
         if not await became_ready(app, spec.config.db_timeout_seconds * 2):
             raise DatabaseUnavailable("the database does not answer (or the change listener cannot catch up)")
         report("READY=1")

@@ -42,9 +42,16 @@ def cpu_count() -> int:
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
-    """Bind (not listen) with SO_REUSEPORT: the port is checked and held once, and 0 picks a free one."""
+    """Bind (not listen) with SO_REUSEPORT: the port is checked and held once, and 0 picks a free one.
+
+    Checked first without SO_REUSEPORT: a port another server listens on (ours with its own
+    SO_REUSEPORT included, which the kernel would otherwise let us share) is refused."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                          flags=socket.AI_PASSIVE)[0]
+    if port:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -142,19 +149,25 @@ def start_workers(spec: ServeSpec, count: int, log_format: str) -> tuple[list[Ba
 
 def serve_workers(spec: ServeSpec, count: int, log_format: str) -> int:
     """Run `count` workers until a signal (exit status 0) or a worker's unexpected death (1)."""
+    from server.ops.serving import announce, cannot_listen
+
+    try:
+        reserved = reserve_port(spec.host, spec.port)
+    except OSError as exc:
+        raise cannot_listen(spec, exc) from None
     wakeup_read, wakeup_write = socket.socketpair()
     wakeup_write.setblocking(False)
     received: list[int] = []
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda signum, frame: received.append(signum))
     signal.set_wakeup_fd(wakeup_write.fileno(), warn_on_full_buffer=False)
-    reserved = reserve_port(spec.host, spec.port)
     metrics_dir = tempfile.mkdtemp(prefix="dashboard-metrics-")  # private (0700) per-worker metric files
     # prometheus_client reads this when a worker imports it, before the spec reaches the worker.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     watchdog = watchdog_interval()
     spec = dataclasses.replace(spec, port=reserved.getsockname()[1], reuse_port=True, watchdog=watchdog,
-                               metrics_dir=metrics_dir)
+                               metrics_dir=metrics_dir, announce=False)
+    announce(spec)
     try:
         processes, channels = start_workers(spec, count, log_format)
         return supervise(Supervisor(processes, channels, watchdog), wakeup_read, received,

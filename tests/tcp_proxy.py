@@ -11,7 +11,10 @@ class TcpProxy:
     def __init__(self, database_url: str) -> None:
         parts = urlsplit(database_url)
         query = parse_qs(parts.query)
-        self.socket_dir, self.socket_port = query["host"][0], int(query["port"][0])
+        # The embedded cluster's Unix socket (?host=DIR&port=N), or a server on TCP (DASHBOARD_DATABASE_URL).
+        self.socket_dir = query["host"][0] if "host" in query else None
+        self.upstream = (parts.hostname or "127.0.0.1", int(query["port"][0]) if "port" in query else parts.port or 5432)
+        self.user = parts.username or "postgres"
         self.database = parts.path.lstrip("/")
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -19,7 +22,7 @@ class TcpProxy:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
@@ -35,8 +38,10 @@ class TcpProxy:
         await self.server.wait_closed()
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        path = f"{self.socket_dir}/.s.PGSQL.{self.socket_port}"
-        up_reader, up_writer = await asyncio.open_unix_connection(path)
+        if self.socket_dir is not None:
+            up_reader, up_writer = await asyncio.open_unix_connection(f"{self.socket_dir}/.s.PGSQL.{self.upstream[1]}")
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self.links.update((writer, up_writer))
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 

@@ -39,7 +39,10 @@ async def test_a_database_on_tcp_that_goes_away_gives_only_503s_and_comes_back(d
                     async with session.get(f"{server.http}/ws/?token={token}", headers=HANDSHAKE) as handshake:
                         assert (handshake.status, await handshake.json()) == (503, {"detail": UNAVAILABLE[0]})
                 await proxy.start()  # the same port again: the pool heals by itself
-                assert (await list_("back"))["response_status"] == 200
+                # A pooled connection whose cut has not been noticed yet fails once (503, safe to retry)
+                # and is dropped; within a few requests every answer is a 200 again.
+                statuses = [(await list_(f"back{n}"))["response_status"] for n in range(6)]
+                assert set(statuses) <= {200, 503} and statuses[-3:] == [200, 200, 200], statuses
         assert await server.stop() == 0
     finally:
         await server.kill()

@@ -65,19 +65,44 @@ async def test_two_workers_serve_one_port_and_one_database(database_url: str) ->
             # ... and is read through it.
             assert await ws_request(second, "retrieve", pk=created["data"]["id"]) == {**created, "response_status": 200,
                                                                                      "action": "retrieve"}
-            # A worker that dies takes the service down (exit 1; systemd restarts it), closing the rest with 1001.
+            # A worker that dies (SIGKILL, the OOM killer) is replaced; the other's sockets stay open.
             victim, survivor = list(by_worker)
             os.kill(victim, signal.SIGKILL)
+            replaced = await server.next_line(rf"worker {victim} exited unexpectedly \(status -9\): replaced by worker (\d+)")
+            await server.next_line(rf"worker {replaced.group(1)} serving")
             for ws in by_worker[survivor]:
-                closing = await ws.receive(timeout=15)
-                assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
-            assert await server.exited() == 1
-            assert f"worker {victim} exited unexpectedly" in server.log
+                assert (await ws_request(ws, "list", limit=1))["response_status"] == 200
+            await assert_restarts(server, session, 1)
             for ws in (ws for _, ws in sockets):
                 await ws.close()
+        assert await server.stop() == 0
     finally:
         await server.kill()
     assert token not in server.log
+
+
+async def assert_restarts(server: ServerProcess, session: aiohttp.ClientSession, count: int) -> None:
+    async with session.get(f"{server.http}/metrics") as response:
+        families = {family.name: family for family in text_string_to_metric_families(await response.text())}
+    assert families["dashboard_worker_restarts"].samples[0].value == count
+
+
+async def test_a_crash_loop_stops_the_service(database_url: str) -> None:
+    """Five deaths within a minute: the supervisor gives up (exit 1) and leaves it to systemd."""
+    server = await ServerProcess.start(database_url, "--workers", "2")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.wait_serving(session)
+            opened = await server.next_line(r"server\.ops\.workers: 2 workers serving \(pids (\d+)")
+            victim = opened.group(1)
+            for _ in range(4):
+                os.kill(int(victim), signal.SIGKILL)
+                victim = (await server.next_line(rf"worker {victim} exited unexpectedly .*replaced by worker (\d+)")).group(1)
+            os.kill(int(victim), signal.SIGKILL)
+            await server.next_line(rf"worker {victim} exited unexpectedly .*5 deaths in 60 s, stopping the service")
+            assert await server.exited() == 1
+    finally:
+        await server.kill()
 
 
 async def test_sigterm_closes_every_workers_sockets_with_1001(database_url: str) -> None:

@@ -13,6 +13,7 @@ import uvloop
 from aiohttp import web
 
 from server.app import AccessLogger, create_app
+from server.web.keys import METRICS
 from server.config import Config
 from server.ops.tls import tls_context
 from server.store.db import DatabaseUnavailable
@@ -35,6 +36,7 @@ class ServeSpec:
     watchdog: float | None = None     # seconds between WATCHDOG=1 reports; None: no watchdog
     metrics_dir: str | None = None    # the workers' shared metrics (server/ops/workers.py)
     announce: bool = True             # log "serving ..." once bound (a worker leaves that to its parent)
+    replacement: bool = False         # a worker started in place of one that died (counted in /metrics)
 
 
 def announce(spec: ServeSpec) -> None:
@@ -63,6 +65,8 @@ async def serve(spec: ServeSpec, report: Report) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(spec.config, metrics_dir=spec.metrics_dir)
+    if spec.replacement:  # each replacement counts itself; with workers, /metrics adds up every process's
+        app[METRICS].worker_restarts.inc()
     # keepalive_timeout: a connection that sends no request (no handshake) in time is dropped.
     runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT,
                            keepalive_timeout=spec.config.handshake_timeout_seconds)

@@ -3,13 +3,16 @@
 The parent has already resolved the database (and started the embedded one). It reserves the port,
 starts the workers, tells systemd READY=1 once every worker serves, WATCHDOG=1 while every worker's
 event loop still reports in, and on SIGTERM/SIGINT says STOPPING=1, forwards SIGTERM and waits.
-A worker that dies unexpectedly stops the whole service with exit status 1: under systemd,
-Restart=on-failure then restarts it cleanly (rate-limited and visible in the journal) rather than
-this process hiding a crash loop. Live changes stay consistent across workers because they flow
-through PostgreSQL (LISTEN/NOTIFY), not between the processes.
+A worker that dies unexpectedly (SIGKILL, the OOM killer) is replaced on the same port while the
+others keep their sockets, after a short backoff that doubles with each recent death; a crash loop
+(CRASH_LOOP: 5 deaths in 60 s) stops the whole service with exit status 1, so that systemd's
+Restart=on-failure restarts it cleanly and the journal shows it, rather than this process hiding
+the loop. Live changes stay consistent across workers because they flow through PostgreSQL
+(LISTEN/NOTIFY), not between the processes.
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
 import logging
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_DEADLINE = 12.0  # seconds before stragglers get SIGKILL; the unit's TimeoutStopSec is 15
+CRASH_LOOP = (5, 60.0)  # this many deaths within these seconds stop the service (systemd decides then)
+RESTART_BACKOFF = 0.1   # seconds before replacing a dead worker, doubled for each recent death
 
 
 def cpu_count() -> int:
@@ -98,14 +103,41 @@ def stop_with_parent() -> None:
 
 
 class Supervisor:
-    """The parent's bookkeeping: which workers are ready, when each last reported in."""
+    """The parent's bookkeeping: which workers are ready, when each last reported in, which died."""
 
-    def __init__(self, processes: list[BaseProcess], channels: list[Any], watchdog: float | None) -> None:
-        self.processes, self.channels, self.watchdog = processes, channels, watchdog
+    def __init__(self, spec: ServeSpec, count: int, log_format: str) -> None:
+        self.spec, self.log_format, self.watchdog = spec, log_format, spec.watchdog
+        self.processes: list[BaseProcess] = []
+        self.channels: list[Any] = []
+        for index in range(count):
+            process, channel = start_worker(spec, index, log_format)
+            self.processes.append(process)
+            self.channels.append(channel)
         self.ready: set[int] = set()
-        self.last_seen = [time.monotonic()] * len(processes)
+        self.last_seen = [time.monotonic()] * count
         self.announced = False
         self.last_ping = 0.0
+        self.deaths: collections.deque[float] = collections.deque(maxlen=CRASH_LOOP[0])
+
+    def died(self, index: int) -> bool:
+        """A worker exited unexpectedly: replace it; False (stop the service) for a crash loop."""
+        dead = self.processes[index]
+        dead.join(0)
+        now = time.monotonic()
+        self.deaths.append(now)
+        if len(self.deaths) == self.deaths.maxlen and now - self.deaths[0] < CRASH_LOOP[1]:
+            log.error("worker %s exited unexpectedly (status %s): %d deaths in %g s, stopping the service",
+                      dead.pid, dead.exitcode, len(self.deaths), CRASH_LOOP[1])
+            return False
+        recent = sum(1 for death in self.deaths if now - death < CRASH_LOOP[1])
+        time.sleep(RESTART_BACKOFF * 2 ** (recent - 1))  # at most 0.8 s, before the crash loop stops it all
+        spec = dataclasses.replace(self.spec, replacement=True)
+        self.processes[index], self.channels[index] = start_worker(spec, index, self.log_format)
+        self.last_seen[index] = now
+        self.ready.discard(index)
+        log.error("worker %s exited unexpectedly (status %s): replaced by worker %s",
+                  dead.pid, dead.exitcode, self.processes[index].pid)
+        return True
 
     def receive(self, index: int) -> bool:
         """Take one report from a worker; False at end of file (it exited: its sentinel says how)."""
@@ -115,6 +147,8 @@ class Supervisor:
             return False
         self.last_seen[index] = time.monotonic()
         if message == b"READY=1":
+            if self.announced:
+                log.info("worker %s serving", self.processes[index].pid)
             self.ready.add(index)
         return True
 
@@ -133,18 +167,15 @@ class Supervisor:
             notify("WATCHDOG=1")
 
 
-def start_workers(spec: ServeSpec, count: int, log_format: str) -> tuple[list[BaseProcess], list[Any]]:
+def start_worker(spec: ServeSpec, index: int, log_format: str) -> tuple[BaseProcess, Any]:
+    """One worker process and the channel it reports on."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited event loop or locks
-    processes, channels = [], []
-    for index in range(count):
-        reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=run_worker, args=(spec, log_format, writer),
-                                  name=f"dashboard-server worker {index}")
-        process.start()
-        writer.close()
-        processes.append(process)
-        channels.append(reader)
-    return processes, channels
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=run_worker, args=(spec, log_format, writer),
+                              name=f"dashboard-server worker {index}")
+    process.start()
+    writer.close()
+    return process, reader
 
 
 def serve_workers(spec: ServeSpec, count: int, log_format: str) -> int:
@@ -169,8 +200,7 @@ def serve_workers(spec: ServeSpec, count: int, log_format: str) -> int:
                                metrics_dir=metrics_dir, announce=False)
     announce(spec)
     try:
-        processes, channels = start_workers(spec, count, log_format)
-        return supervise(Supervisor(processes, channels, watchdog), wakeup_read, received,
+        return supervise(Supervisor(spec, count, log_format), wakeup_read, received,
                          f"serving on {spec.host}:{spec.port} with {count} workers")
     finally:
         signal.set_wakeup_fd(-1)
@@ -181,18 +211,21 @@ def serve_workers(spec: ServeSpec, count: int, log_format: str) -> int:
 
 
 def supervise(state: Supervisor, wakeup: socket.socket, received: list[int], status: str) -> int:
-    """The parent's loop: relay reports, notice deaths and signals, stop everyone, return the exit status."""
-    watched: dict[Any, int] = {process.sentinel: index for index, process in enumerate(state.processes)}
-    watched.update({channel: index for index, channel in enumerate(state.channels)})
+    """The parent's loop: relay reports, replace dead workers, notice signals and crash loops, stop
+    everyone, return the exit status."""
+    watched: dict[Any, int] = {}
+    for index in range(len(state.processes)):
+        watch(watched, state, index)
     stopping_since: float | None = None
     failed = False
     while any(process.is_alive() for process in state.processes):
         for ready in multiprocessing.connection.wait([wakeup, *watched], timeout=min(state.watchdog or 1.0, 1.0)):
             if ready is wakeup:
                 wakeup.recv(64)
+            elif ready not in watched:
+                continue  # the channel of a worker whose exit was handled just before, in this round
             elif isinstance(ready, int):  # a sentinel: that worker exited
-                index = watched.pop(ready)
-                failed = failed or (stopping_since is None and report_death(state.processes[index]))
+                failed = exited(state, watched, watched.pop(ready), stopping_since is None and not failed) or failed
             elif not state.receive(watched[ready]):
                 del watched[ready]  # end of file: the worker is exiting
         if stopping_since is None and (received or failed):
@@ -207,10 +240,22 @@ def supervise(state: Supervisor, wakeup: socket.socket, received: list[int], sta
     return 1 if failed else 0
 
 
-def report_death(process: BaseProcess) -> bool:
-    process.join(0)
-    log.error("worker %s exited unexpectedly (status %s): stopping the service", process.pid, process.exitcode)
+def exited(state: Supervisor, watched: dict[Any, int], index: int, unexpected: bool) -> bool:
+    """Worker `index` exited: forget its channel; if unexpectedly, replace it. True: a crash loop."""
+    if watched.pop(state.channels[index], None) is not None:
+        state.channels[index].close()  # its last reports do not matter: it is gone
+    if not unexpected:
+        return False
+    if state.died(index):
+        watch(watched, state, index)
+        return False
     return True
+
+
+def watch(watched: dict[Any, int], state: Supervisor, index: int) -> None:
+    """Wait on worker `index`'s exit (its sentinel) and its reports (its channel)."""
+    watched[state.processes[index].sentinel] = index
+    watched[state.channels[index]] = index
 
 
 def begin_stop(processes: list[BaseProcess]) -> float:

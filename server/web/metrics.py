@@ -55,6 +55,9 @@ class Metrics:
             "Age in seconds of the oldest committed change this process has not yet handed out "
             "to its subscriptions (0 when caught up; since the loss while its connection is down).",
             registry=registry, multiprocess_mode="livemax")
+        self.worker_restarts = Counter(
+            "dashboard_worker_restarts", "Workers of `serve --workers N` started in place of one that died.",
+            registry=registry)
         self.logins = Counter(
             "dashboard_logins", "Login attempts (/api/auth/login/ and /api/auth/token/), by outcome.",
             ["outcome"], registry=registry)

@@ -1,6 +1,7 @@
 """Log lines: one per connection open/close and per failed request, with the connection id; never a token."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -68,3 +69,35 @@ def test_redaction_is_a_safety_net() -> None:
     assert redact(f"GET /ws/?token={key}&x=1 Authorization: Token {key} db password=s3cret") == \
         "GET /ws/?token=[redacted]&x=1 Authorization: Token [redacted] db password=[redacted]"
     assert redact(f"digest {key}") == "digest [redacted]"
+
+
+async def raw_request(port: int, request: bytes) -> bytes:
+    """One request as bytes (what an HTTP client library would refuse to send), the answer's first line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+
+
+async def test_what_a_client_sends_cannot_forge_a_log_line_or_leak_a_cookie(database_url: str) -> None:
+    server = await ServerProcess.start(database_url, "--workers", "1")
+    secret = "gAAAAABnSECRETCOOKIEVALUE_0123456789abcdef=="
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.wait_serving(session)
+        forged = "2026-12-01 21:59:59,000 WARNING [1] server.web.connection: ws 1 closed: code 1000"
+        path = "/static/x%0A" + forged.replace(" ", "%20")
+        assert (await raw_request(server.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())).startswith(b"HTTP/1.1 404")
+        # A header line ended by a bare LF: aiohttp refuses the request, and once logged the header whole.
+        bad = f"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: dashboard_session={secret}\n\r\n".encode()
+        assert b" 400 " in await raw_request(server.port, bad)
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    assert not any(line.startswith(forged[:23]) for line in server.lines), server.log  # not a line of its own
+    assert any("/static/x\\x0A2026-12-01" in line for line in server.lines), server.log
+    assert secret not in server.log and "Traceback" not in server.log, server.log
+    assert any("bad request from a client" in line for line in server.lines), server.log

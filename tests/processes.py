@@ -225,6 +225,17 @@ def _spawn(launch: tuple[list[str], dict[str, str], Path | None], log_path: Path
         return subprocess.Popen(command, env=environment, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
 
 
+async def raw_request(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Bytes no HTTP client library would send, to 127.0.0.1:port; the whole answer, read until the
+    server closes (send `Connection: close` where the request itself would not end it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+
+
 # Test-only helpers (they use the tests' fixed secret).
 
 async def ws_request(ws: Any, action: str, request_id: Any = 1, **keys: Any) -> dict[str, Any]:

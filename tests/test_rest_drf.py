@@ -1,7 +1,6 @@
 """The REST mirror where DRF and Django shape HTTP: OPTIONS, Allow, the API root, slashes, Accept, formats, media types."""
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -9,6 +8,7 @@ import pytest
 
 from tests.conftest import ADA
 from tests.test_rest import NOT_FOUND, call, post_patient
+from tests.processes import raw_request as raw_request_to
 
 LIST_ALLOW = "GET, POST, HEAD, OPTIONS"
 ITEM_ALLOW = "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
@@ -36,10 +36,7 @@ def described(name: str, **actions: Any) -> dict[str, Any]:
 
 async def raw_request(client, head: bytes) -> tuple[bytes, bytes]:
     """Bytes no HTTP client library would send (a method of our own, a latin-1 header); (head, body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    writer.write(head + b"Host: test\r\nConnection: close\r\n\r\n")
-    answer = await reader.read()
-    writer.close()
+    answer = await raw_request_to(client.server.port, head + b"Host: test\r\nConnection: close\r\n\r\n")
     status_and_headers, _, body = answer.partition(b"\r\n\r\n")
     return status_and_headers, body
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import Socket, ok
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, raw_request
 from tests.test_cli import run
 
 PASSWORD = "correct horse battery staple"
@@ -59,14 +59,6 @@ async def serving(database_url: str, *args: str, **env: str) -> AsyncIterator[Se
 def user_with_token(database_url: str, name: str = "nurse") -> str:
     assert run(database_url, "createuser", name, "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
     return run(database_url, "token", name).stdout.strip()
-
-
-async def raw_request(port: int, data: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    answer = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    return answer
 
 
 async def test_no_token_and_no_password_ever_reaches_the_logs(database_url: str) -> None:

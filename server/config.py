@@ -144,12 +144,17 @@ def networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()]
 
 
+def host_name(address: str) -> str:
+    """An address as a Host header names it: an IPv6 address in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
 def allowed_hosts(config: Config) -> tuple[str, ...]:
     """The Host names served, lower case: the setting, or by default the bind address (first),
     localhost and the hosts of the allowed origins."""
     if config.allowed_hosts:
         return tuple(pattern.lower() for pattern in config.allowed_hosts)
-    bind = f"[{config.host}]" if ":" in config.host else config.host
+    bind = host_name(config.host)
     origins = [urlsplit(origin).netloc.rpartition("@")[2] for origin in config.allowed_origins]
     names = [bind, "localhost", "127.0.0.1", "[::1]"] + [re.sub(r":\d*$", "", netloc) for netloc in origins]
     return tuple(dict.fromkeys(name.lower() for name in names if name))

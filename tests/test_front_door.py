@@ -90,6 +90,8 @@ async def test_links_are_built_from_the_allowed_host(served: Any) -> None:
     status, body = await answer(session, "GET", f"{server.http}/api/patients/?limit=1",  # as nginx relays it
                                 headers={**auth, "Host": "ward.example", "X-Forwarded-Proto": "https"})
     assert status == 200 and body["next"] == "https://ward.example/api/patients/?limit=1&offset=1"
+    raw = await raw_request(server.port, b"GET /healthz HTTP/1.0\r\n\r\n")  # no Host: the bind address, listed
+    assert raw.startswith(b"HTTP/1.0 200") and raw.endswith(b"\r\n\r\nok\n"), raw
     for host in ("evil.example", "evilward.example", "localhost"):  # not listed: not ours (the list is the list)
         assert await answer(session, "GET", f"{server.http}/api/patients/?limit=1",
                             headers={**auth, "Host": host}) == REFUSED

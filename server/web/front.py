@@ -9,7 +9,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from server.config import Config, allowed_hosts, networks
+from server.config import Config, allowed_hosts, host_name, networks
 from server.errors import BadRequest
 from server.web.http import Handler, error_response
 
@@ -75,7 +75,7 @@ def front_door(config: Config) -> Middleware:
     """The outermost middleware: a relayed request becomes the client's own (remote, scheme), then
     a foreign Host gets 400 before authentication, the /ws/ upgrade or the login throttle."""
     hosts, proxies = HostRule(allowed_hosts(config)), networks(config.trusted_proxies)
-    bind_host = allowed_hosts(config)[0]  # Django uses SERVER_NAME when there is no Host header
+    bind_host = host_name(config.host)  # Django uses SERVER_NAME when there is no Host header
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -20,6 +20,7 @@ from server.store.db import open_database
 from server.store.queries import load_queries
 from server.web.auth_api import add_auth_routes, over_https
 from server.web.connection import Connections
+from server.web.front import CLIENT, front_door
 from server.web.health import setup_operations
 from server.web.http import http_errors
 from server.web.keys import ASYNCAPI, CONFIG, CONNECTIONS, DB, LISTENER, METRICS, OPENAPI, RESOURCES, SEALER, SUBSCRIPTIONS
@@ -35,9 +36,10 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         # The same fields apart for JSON logs (server/ops/logs.py); the path only, never the query.
-        fields = {"remote": request.remote, "method": request.method, "path": request.path,
+        remote = request.get(CLIENT) or request.remote  # relayed by a trusted proxy: the client's address
+        fields = {"remote": remote, "method": request.method, "path": request.path,
                   "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1)}
-        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, request.path,
+        self.logger.info('%s "%s %s" %s %s %.1fms', remote, request.method, request.path,
                          response.status, response.body_length, time * 1000, extra={"access": fields})
 
 
@@ -91,6 +93,7 @@ def create_app(config: Config, resources: tuple[Resource, ...] = DECLARED_RESOUR
     app = web.Application()
     aiohttp_session.setup(app, session_storage(config, secret, over_https))
     app.middlewares.append(http_errors)  # inside the session middleware, which then sees every answer
+    app.middlewares.insert(0, front_door(config))  # outermost: a foreign Host costs nothing more
     app[CONFIG] = config
     app[RESOURCES] = {resource.name: resource for resource in resources}
     app[SEALER] = Sealer(secret)

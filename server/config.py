@@ -9,6 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOG_FORMATS = ("plain", "json")
@@ -35,14 +36,19 @@ class Config:
     session_cookie_secure: bool = False   # true: the session cookie always Secure; false: when the client uses HTTPS
     session_max_age_seconds: int = 14 * 24 * 3600
     allowed_origins: tuple[str, ...] = () # browser origins whose cookies may open /ws/ or write
+    # Host names answered (Django's ALLOWED_HOSTS: `*`, `.example.org` for it and its subdomains);
+    # any other Host gets 400. Empty: the bind address, localhost and the allowed origins' hosts.
+    allowed_hosts: tuple[str, ...] = ()
+    # Proxies (comma-separated networks) whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: str = ""
     login_failures_per_user: int = 5      # failed logins per username per window, then 429
     login_failures_per_address: int = 20  # per client address (a ward behind one NAT shares it)
     login_throttle_seconds: int = 60
     credential_check_seconds: float = 30.0  # how often open sockets' credentials are re-checked
     workers: int = 0                      # serving processes sharing the port; 0 = one per CPU
     log_format: str = "plain"             # plain | json (one object a line, for log shippers)
-    # Who may read /metrics (comma-separated networks). Through a proxy on this host, the address
-    # checked is the one the proxy appended to X-Forwarded-For, so nginx does not open it to everyone.
+    # Who may read /metrics (comma-separated networks). Through a trusted proxy the address checked
+    # is the client's (X-Forwarded-For); through any other proxy, nobody's.
     metrics_allow: str = "127.0.0.1/32,::1/128"
     outbound_queue: int = 1024            # frames waiting for a slow client; a full queue closes it (1008)
     changes_retain_seconds: float = 7 * 24 * 3600.0   # changes kept for resuming (`since`)
@@ -97,8 +103,10 @@ def refusal(name: str, value: Any) -> str | None:
     """Why this value of the setting is not allowed, or None."""
     if name in CHOICES and value not in CHOICES[name]:
         return f"must be one of {', '.join(CHOICES[name])}"
-    if name == "metrics_allow":
+    if name in ("metrics_allow", "trusted_proxies"):
         return _networks_refusal(value)
+    if name == "allowed_hosts":
+        return _hosts_refusal(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     low, high, inclusive = RANGES.get(name, (0, math.inf, False))
@@ -117,6 +125,39 @@ def _networks_refusal(text: str) -> str | None:
         except ValueError:
             return f"{item!r} is not a network: a comma-separated list such as 127.0.0.1/32,10.0.0.0/8"
     return None
+
+
+# An allowed_hosts pattern: `*`, or a name or bracketed IPv6 address, with a leading dot for subdomains.
+HOST_PATTERN = re.compile(r"\*|\.?[a-z0-9-][a-z0-9.-]*|\[[a-f0-9]*:[a-f0-9.:]+\]")
+
+
+def _hosts_refusal(patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        if not HOST_PATTERN.fullmatch(pattern.lower()):
+            return (f"{pattern!r} is not a host name: names such as ward.example.org, .example.org "
+                    "(and its subdomains), 10.0.0.5, [::1] or *, without scheme or port")
+    return None
+
+
+def networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of networks (metrics_allow, trusted_proxies; validated by Config)."""
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()]
+
+
+def host_name(address: str) -> str:
+    """An address as a Host header names it: an IPv6 address in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def allowed_hosts(config: Config) -> tuple[str, ...]:
+    """The Host names served, lower case: the setting, or by default the bind address (first),
+    localhost and the hosts of the allowed origins."""
+    if config.allowed_hosts:
+        return tuple(pattern.lower() for pattern in config.allowed_hosts)
+    bind = host_name(config.host)
+    origins = [urlsplit(origin).netloc.rpartition("@")[2] for origin in config.allowed_origins]
+    names = [bind, "localhost", "127.0.0.1", "[::1]"] + [re.sub(r":\d*$", "", netloc) for netloc in origins]
+    return tuple(dict.fromkeys(name.lower() for name in names if name))
 
 
 def _boolean(raw: Any) -> bool:

@@ -244,8 +244,8 @@ async def ws_request(ws: Any, action: str, request_id: Any = 1, **keys: Any) -> 
     return reply["payload"]
 
 
-async def make_token(database_url: str, username: str = "nurse") -> str:
-    """A user and its token, made through the server's own code (no subprocess: faster)."""
+async def make_token(database_url: str, username: str = "nurse", password: str | None = None) -> str:
+    """A user (with a password if given) and its token, made through the server's own code (no subprocess: faster)."""
     from server.accounts.secret import Sealer, load_secret
     from server.accounts.users import create_user, issue_token
     from server.config import PROJECT_DIR, Config
@@ -255,7 +255,7 @@ async def make_token(database_url: str, username: str = "nurse") -> str:
 
     db = await open_database(database_url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1)
     try:
-        await create_user(db, username, None)
+        await create_user(db, username, password)
         return await issue_token(db, username, Sealer(load_secret(Config(session_key=TEST_SECRET))))
     finally:
         await db.close()

@@ -216,10 +216,11 @@ async def test_the_servers_own_page_is_trusted_without_listing(client, ward: dic
 async def test_a_secure_only_cookie_is_not_handed_out_over_plain_http(aiohttp_client, config: Config,
                                                                       database_url: str) -> None:
     """With session_cookie_secure, a login over http:// would answer 200 with a cookie the browser drops:
-    it says why instead; through a proxy on this host that says https, it logs in."""
+    it says why instead; through a trusted proxy that says https, it logs in."""
     from server.app import create_app
 
     client = await aiohttp_client(create_app(dataclasses.replace(config, session_cookie_secure=True,
+                                                                 trusted_proxies="127.0.0.1/32",
                                                                  database_url=database_url)))
     await create_user(client.app[DB], "ward", PASSWORD)
     ward = {"username": "ward", "password": PASSWORD}
@@ -231,16 +232,25 @@ async def test_a_secure_only_cookie_is_not_handed_out_over_plain_http(aiohttp_cl
         assert "Secure" in response.headers["Set-Cookie"]
 
 
-async def test_the_cookie_is_secure_exactly_when_the_client_uses_https(client, ward: dict) -> None:
-    """session_cookie_secure false (the default): Secure follows the client's scheme, as the proxy on this
-    host says it (X-Forwarded-Proto), so one config serves plain http:// on a ward PC and https:// behind nginx."""
+async def test_the_cookie_is_secure_exactly_when_the_client_uses_https(client, ward: dict, aiohttp_client,
+                                                                       config: Config) -> None:
+    """session_cookie_secure false (the default): Secure follows the client's scheme, as a trusted proxy
+    says it (X-Forwarded-Proto), so one config serves plain http:// on a ward PC and https:// behind nginx;
+    from any other peer the header is the client's word, and ignored."""
+    from server.app import create_app
+
     credentials = {"username": "ward", "password": PASSWORD}
-    async with client.post("/api/auth/login/", json=credentials) as response:
-        assert response.status == 200
-        cookie = response.headers["Set-Cookie"]
-        assert "dashboard_session=" in cookie and "Secure" not in cookie
-    async with client.post("/api/auth/login/", json=credentials, headers={"X-Forwarded-Proto": "https"}) as response:
+    for headers in ({}, {"X-Forwarded-Proto": "https"}):  # no trusted_proxies: the header is ignored
+        async with client.post("/api/auth/login/", json=credentials, headers=headers) as response:
+            assert response.status == 200
+            cookie = response.headers["Set-Cookie"]
+            assert "dashboard_session=" in cookie and "Secure" not in cookie
+    proxied = await aiohttp_client(create_app(dataclasses.replace(
+        config, trusted_proxies="127.0.0.0/8", database_url=client.app_database_url)))
+    async with proxied.post("/api/auth/login/", json=credentials, headers={"X-Forwarded-Proto": "https"}) as response:
         assert response.status == 200 and "Secure" in response.headers["Set-Cookie"]
+    async with proxied.post("/api/auth/login/", json=credentials, headers={"X-Forwarded-Proto": "http"}) as response:
+        assert response.status == 200 and "Secure" not in response.headers["Set-Cookie"]
 
 
 async def test_every_login_is_logged_counted_and_recorded(client, ward: dict, caplog) -> None:

@@ -26,6 +26,11 @@ from tests.processes import server_command, server_environment
     ("DASHBOARD_SESSION_COOKIE_SECURE", "maybe", "session_cookie_secure = 'maybe' (from environment variable "
                                                  "DASHBOARD_SESSION_COOKIE_SECURE): must be true or false"),
     ("DASHBOARD_METRICS_ALLOW", "10.0.0.0/8,ward", "'ward' is not a network"),
+    ("DASHBOARD_TRUSTED_PROXIES", "127.0.0.1/32,nginx", "trusted_proxies = '127.0.0.1/32,nginx' (from environment "
+                                                       "variable DASHBOARD_TRUSTED_PROXIES): 'nginx' is not a network"),
+    ("DASHBOARD_ALLOWED_HOSTS", "ward.example,https://ward.example", "allowed_hosts = 'ward.example,https://ward.example' "
+                                "(from environment variable DASHBOARD_ALLOWED_HOSTS): 'https://ward.example' is not a host name"),
+    ("DASHBOARD_ALLOWED_HOSTS", "ward.example:443", "'ward.example:443' is not a host name"),
     ("DASHBOARD_DB_POOL_MIN", "30", "db_pool_min = '30' (from environment variable DASHBOARD_DB_POOL_MIN): "
                                     "must be at most db_pool_max (20)"),
 ])
@@ -33,6 +38,17 @@ def test_a_refused_variable_is_named_with_what_is_allowed(variable: str, value: 
     with pytest.raises(ConfigError) as refused:
         load_config(None, {variable: value})
     assert message in str(refused.value)
+
+
+def test_allowed_hosts_default_to_the_bind_address_localhost_and_the_allowed_origins() -> None:
+    from server.config import allowed_hosts
+    assert allowed_hosts(load_config(None, {})) == ("127.0.0.1", "localhost", "[::1]")
+    assert allowed_hosts(load_config(None, {"DASHBOARD_HOST": "::", "DASHBOARD_ALLOWED_ORIGINS":
+                                            "https://Ward.example,http://10.0.0.5:8080"})) == (
+        "[::]", "localhost", "127.0.0.1", "[::1]", "ward.example", "10.0.0.5")
+    # Set, it is the whole list (Django's ALLOWED_HOSTS), lower case.
+    assert allowed_hosts(load_config(None, {"DASHBOARD_ALLOWED_HOSTS": "Ward.example, .lan,*"})) == (
+        "ward.example", ".lan", "*")
 
 
 def test_a_refused_file_setting_names_the_file_and_line(tmp_path: Path) -> None:
@@ -65,6 +81,7 @@ def test_secrets_are_never_echoed() -> None:
 def test_the_shipped_config_is_valid_and_its_cookie_works_over_plain_http() -> None:
     config = load_config(PROJECT_DIR / "scripts/config.toml", {})
     assert config.session_cookie_secure is False
+    assert config.trusted_proxies == "127.0.0.1/32,::1/128"  # nginx on this box (tests/test_nginx.py)
 
 
 def test_the_command_prints_one_line_and_exits_1() -> None:

@@ -57,11 +57,19 @@ async def test_metrics_move_with_traffic(client: TestClient, ws: Socket, token: 
     assert value(await scrape(client), "dashboard_websockets_open") == 0
 
 
-async def test_metrics_only_for_the_allowed_networks(client: TestClient) -> None:
-    # Through a proxy on this host, the address checked is the one the proxy appended.
-    assert (await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})).status == 404
-    assert (await client.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1, 203.0.113.9"})).status == 404
-    assert (await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9, 127.0.0.1"})).status == 200
+async def test_metrics_only_for_the_allowed_networks(client: TestClient, aiohttp_client: Any, database_url: str) -> None:
+    # A request relayed by a proxy not in trusted_proxies (none by default) is nobody's scrape.
+    assert (await client.get("/metrics")).status == 200
+    for relayed in ("203.0.113.9", "127.0.0.1", "203.0.113.9, 127.0.0.1"):
+        assert (await client.get("/metrics", headers={"X-Forwarded-For": relayed})).status == 404
+    # Through a trusted proxy, the address checked is the client's: the rightmost not a trusted proxy.
+    server = TestServer(create_app(Config(trusted_proxies="127.0.0.1/32", session_key=TEST_SECRET,
+                                          database_url=database_url)))
+    await server.start_server(access_log_class=AccessLogger)
+    proxied = await aiohttp_client(server)
+    for relayed, status in (("203.0.113.9", 404), ("127.0.0.1, 203.0.113.9", 404), ("203.0.113.9, 127.0.0.1", 404),
+                            ("127.0.0.1", 200), ("::1", 200), ("not an address", 404)):
+        assert (await proxied.get("/metrics", headers={"X-Forwarded-For": relayed})).status == status, relayed
 
 
 async def test_metrics_allow_list_is_configurable(aiohttp_client: Any, database_url: str) -> None:

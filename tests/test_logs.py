@@ -78,9 +78,9 @@ async def test_what_a_client_sends_cannot_forge_a_log_line_or_leak_a_cookie(data
             await server.wait_serving(session)
         forged = "2026-12-01 21:59:59,000 WARNING [1] server.web.connection: ws 1 closed: code 1000"
         path = "/static/x%0A" + forged.replace(" ", "%20")
-        assert (await raw_request(server.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())).startswith(b"HTTP/1.1 404")
+        assert (await raw_request(server.port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())).startswith(b"HTTP/1.1 404")
         # A header line ended by a bare LF: aiohttp refuses the request, and once logged the header whole.
-        bad = f"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: dashboard_session={secret}\n\r\n".encode()
+        bad = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: dashboard_session={secret}\n\r\n".encode()
         assert (await raw_request(server.port, bad)).startswith(b"HTTP/1.0 400")
         assert await server.stop() == 0
     finally:

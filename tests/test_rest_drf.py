@@ -36,7 +36,7 @@ def described(name: str, **actions: Any) -> dict[str, Any]:
 
 async def raw_request(client, head: bytes) -> tuple[bytes, bytes]:
     """Bytes no HTTP client library would send (a method of our own, a latin-1 header); (head, body)."""
-    answer = await raw_request_to(client.server.port, head + b"Host: test\r\nConnection: close\r\n\r\n")
+    answer = await raw_request_to(client.server.port, head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
     status_and_headers, _, body = answer.partition(b"\r\n\r\n")
     return status_and_headers, body
 

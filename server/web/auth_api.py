@@ -1,7 +1,6 @@
 """/api/auth/: DRF's obtain_auth_token, cookie login and logout (aiohttp-session), and who am I."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 
@@ -14,7 +13,6 @@ from server.accounts.throttle import begin_attempt, forget
 from server.accounts.users import User, obtain_token, record_login, verify_login
 from server.errors import BadRequest, MethodNotAllowed, Throttled
 from server.web.authenticate import authenticate, check_origin
-from server.web.health import client_address
 from server.web.http import VIEW, json_response, negotiate, read_body
 from server.web.keys import CONFIG, DB, METRICS, SEALER
 from server.web.metadata import token_metadata
@@ -42,7 +40,7 @@ async def _login(request: web.Request) -> User:
     is logged, counted and recorded (`dashboard-server logins`); the password never is."""
     credentials = await _credentials(request)
     db, config = request.app[DB], request.app[CONFIG]
-    username, address = credentials["username"], client_address(request)
+    username, address = credentials["username"], request.remote or ""
     try:
         attempt = await begin_attempt(db, config, username, address)
     except Throttled:
@@ -91,15 +89,9 @@ INSECURE_LOGIN = ("This server sends its login cookie over HTTPS only (session_c
                   "https://, or set session_cookie_secure = false.")
 
 
-def over_https(request: web.Request) -> bool:
-    """The client really uses HTTPS: our own TLS, or a proxy on this host that says so (X-Forwarded-Proto)."""
-    if request.secure:
-        return True
-    try:
-        relayed = ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        relayed = False
-    return relayed and request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
+def over_https(request: web.BaseRequest) -> bool:
+    """The client really uses HTTPS: our own TLS, or a trusted proxy that says so (server/web/front.py)."""
+    return request.secure
 
 
 async def login_view(request: web.Request) -> web.Response:

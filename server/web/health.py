@@ -8,8 +8,9 @@ from typing import AsyncIterator, Iterable, Iterator
 
 from aiohttp import web
 
-from server.config import Config
+from server.config import networks
 from server.resources.declaration import Resource
+from server.web.front import CLIENT
 from server.web.keys import CONFIG, DB, LISTENER, METRICS, READINESS_PROBES, RESOURCES, ReadinessProbe
 from server.web.metrics import Metrics
 from server.web.rest import resource_routes
@@ -55,32 +56,15 @@ async def readyz(request: web.Request) -> web.Response:
     return plain(200, "ready") if await is_ready(request.app) else plain(503, "not ready")
 
 
-def allowed_networks(config: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(item.strip(), strict=False)
-            for item in config.metrics_allow.split(",") if item.strip()]
-
-
-def client_address(request: web.Request) -> str:
-    """The peer, or for a request relayed by a proxy on this host, the address the proxy saw."""
-    peer = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    try:
-        loopback = ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        loopback = False  # a Unix socket peer: no address to trust
-    if forwarded and loopback:
-        return forwarded.split(",")[-1].strip()  # the hop nginx appended itself
-    return peer
-
-
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    """Prometheus text format, to clients in `metrics_allow` only (activity volume is not for everyone)."""
+    """Prometheus text format, to clients in `metrics_allow` only (activity volume is not for everyone).
+    A request relayed by a proxy not in trusted_proxies is nobody's: its peer is the proxy, not the client."""
     try:
-        address = ipaddress.ip_address(client_address(request))
+        address = ipaddress.ip_address(request.remote or "")
     except ValueError:
         address = None
-    networks = allowed_networks(request.app[CONFIG])
-    if address is None or not any(address in network for network in networks):
+    relayed_by_stranger = "X-Forwarded-For" in request.headers and CLIENT not in request
+    if address is None or relayed_by_stranger or not any(address in network for network in networks(request.app[CONFIG].metrics_allow)):
         raise web.HTTPNotFound()  # the same answer as for a path that does not exist
     sample_pool(request.app)
     body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
@@ -129,7 +113,6 @@ def setup_operations(app: web.Application, metrics_dir: str | None = None) -> No
     app[METRICS].expect_requests(served_requests(app[RESOURCES].values()))
     probes: list[ReadinessProbe] = [database_answers, listener_ready]
     app[READINESS_PROBES] = probes
-    allowed_networks(app[CONFIG])   # a malformed allow-list fails at start, not at the first scrape
     app.cleanup_ctx.append(pool_sampler_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -93,7 +93,8 @@ def one_line(name: str, result: dict[str, Any]) -> str:
         late = result["after_reply"]
         return (f"{name}: p50 {late['p50_ms']:.1f} ms  p99 {late['p99_ms']:.1f} ms  max {late['max_ms']:.1f} ms"
                 f" after the reply; {result['subscribed']}/{result['subscribers']} subscribed, {result['pushes_received']}/"
-                f"{result['pushes_expected']} pushes, {result['lost']} lost; cpu server {result['server_cpu']:.2f} "
+                f"{result['pushes_expected']} pushes, {result['lost']} lost, {result['not_opened']} sockets not opened, "
+                f"{result['subscriptions_unanswered']} subscriptions unanswered; cpu server {result['server_cpu']:.2f} "
                 f"db {result['db_cpu']:.2f}  server {result.get('server_cpu_us_per_push', 0):.0f} us/push"
                 f"{'' if result['server_alive_after'] else '; THE SERVER DIED'}"
                 f"{'; ' + result['incident'] if result.get('incident') else ''}")

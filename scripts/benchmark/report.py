@@ -48,13 +48,15 @@ def fanout_cell(key: str) -> Cell:
 def fanout(result: Results | None) -> tuple[float | None, str]:
     if not result:
         return None, "—"
-    if not result.get("supported"):
+    if not result.get("supported") or result.get("note"):
         return None, result["note"]
     latency = result["after_reply"]
     lost = result["pushes_expected"] - result["pushes_received"]
     died = "" if result.get("server_alive_after", True) else ", the server died"
+    unopened = f", {result['not_opened']:,} not opened" if result.get("not_opened") else ""
     return latency["p99_ms"], (f"p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms "
-                               f"({result['subscribed']:,} of {result['subscribers']:,} subscribed, {lost} lost{died})")
+                               f"({result['subscribed']:,} of {result['subscribers']:,} subscribed{unopened}, "
+                               f"{lost} lost{died})")
 
 
 def peak_rss(results: Results) -> tuple[float | None, str]:

@@ -176,15 +176,20 @@ def measure_fanout(target: Target, pids: tuple[list[int], list[int]], subscriber
     receipts = [receipt for report in reports for receipt in report["receipts"]]
     result = _fanout_result(subscribers, subscribed, len(times), times, receipts)
     result.update(cpu)
-    result.update(opened=sum(info["opened"] for info in infos), cpu_seconds=round(seconds, 2),
-                  open_errors=sum(info["open_error_count"] for info in infos),
+    opened = sum(info["opened"] for info in infos)
+    result.update(opened=opened, not_opened=subscribers - opened, cpu_seconds=round(seconds, 2),
+                  subscriptions_unanswered=sum(info["unanswered"] for info in infos),
                   open_error_examples=[e for info in infos for e in info["open_errors"]][:3],
                   still_open_after=sum(report["still_open"] for report in reports),
                   server_alive_after=all(procstat.alive(pid) for pid in pids[0]))
     if result["pushes_received"]:
         result["server_cpu_us_per_push"] = round(1e6 * cpu["server_cpu"] * seconds / result["pushes_received"], 1)
-    if stopped or result["open_errors"]:
+    if stopped or opened < subscribers:
         result["incident"] = "; ".join(filter(None, [stopped, *result["open_error_examples"][:1]]))
+    if not times:  # no latency to show: say what happened instead
+        result["note"] = (f"{opened:,} of {subscribers:,} sockets opened, {subscribed:,} subscribed, no write "
+                          f"answered ({result.get('incident', '')})"
+                          f"{'' if result['server_alive_after'] else '; the server died'}")[:300]
     return result
 
 

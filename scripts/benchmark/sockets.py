@@ -88,8 +88,8 @@ async def subscribe_and_listen(conn: Connection, target: Target, first: int, cou
     while len(replies) < len(sockets) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     statuses = [reply.get("response_status") for reply in replies]
-    tell(conn, {"subscribed": statuses.count(201), "open_errors": errors[:3], "open_error_count": len(errors),
-                "opened": len(sockets), "open_seconds": seconds,
+    tell(conn, {"subscribed": statuses.count(201), "open_errors": errors[:3], "opened": len(sockets),
+                "unanswered": len(sockets) - len(replies), "open_seconds": seconds,
                 "refusals": [r for r in replies if r.get("response_status") != 201][:1]})
     writes = await asyncio.get_running_loop().run_in_executor(None, hear, conn)
     await _drain(receipts, writes * statuses.count(201))

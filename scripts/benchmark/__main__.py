@@ -17,10 +17,11 @@ from benchmark.load import LoadSpec, Target
 from benchmark.servers import Managed
 from benchmark.session import ensure_rows, probe
 
-SCENARIOS = ("idle", "retrieve", "list", "mixed", "rest", "fanout", "pgbench")
+SCENARIOS = ("idle", "retrieve", "list", "mixed", "writes", "rest", "fanout", "pgbench")
+LOADS = {"idle", "retrieve", "list", "mixed", "writes", "rest"}  # repeated for each --workers count
 PEER_CONFIGS = {  # name: (ASGI server, workers, PATIENTS_LIVE, scenarios)
-    "daphne": ("daphne", 1, False, ("idle", "retrieve", "list", "mixed", "rest")),
-    "uvicorn2": ("uvicorn", 2, False, ("retrieve", "list", "mixed", "rest")),
+    "daphne": ("daphne", 1, False, ("idle", "retrieve", "list", "mixed", "writes", "rest")),
+    "uvicorn2": ("uvicorn", 2, False, ("retrieve", "list", "mixed", "writes", "rest")),
     "live": ("daphne", 1, True, ("fanout",)),
 }
 
@@ -43,12 +44,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each load (default 1)")
     p.add_argument("--repeat", type=int, default=1, help="run each load N times, report the median (default 1)")
     p.add_argument("--sweep", default="1,4,16,64", help="socket counts for retrieve (default 1,4,16,64)")
-    p.add_argument("--mixed-sockets", type=int, default=16)
+    p.add_argument("--mixed-sockets", type=int, default=16, help="sockets for mixed and writes (default 16)")
     p.add_argument("--list-sockets", type=int, default=4)
     p.add_argument("--rest-connections", type=int, default=16)
     p.add_argument("--idle-sockets", type=int, default=5000)
     p.add_argument("--peer-idle-sockets", type=int, default=1000)
-    p.add_argument("--subscribers", default="200,1000", help="subscriber counts for fan-out (default 200,1000)")
+    p.add_argument("--subscribers", default="200,1000,5000",
+                   help="subscriber counts for fan-out (default 200,1000,5000)")
+    p.add_argument("--fanout-workers", type=int, default=2,
+                   help="ours: run fan-out (and pgbench) with this --workers count if it is measured, else the first")
+    p.add_argument("--fanout-budget", type=float, default=120.0,
+                   help="seconds to open and subscribe the fan-out's sockets; later ones are abandoned (default 120)")
     p.add_argument("--fanout-writes", type=int, default=10)
     p.add_argument("--fanout-interval", type=float, default=0.5)
     p.add_argument("--rows", type=int, default=1000, help="patients in the table (default 1000)")
@@ -81,9 +87,17 @@ def one_line(name: str, result: dict[str, Any]) -> str:
     if result.get("scenario") == "idle":
         return (f"{name}: {result['opened']} sockets at {result['open_rate']:,.0f}/s, "
                 f"{result.get('kib_per_socket', '?')} KiB each, errors {result['errors']}; cpu while opening: "
-                f"client {result['client_cpu']:.2f} server {result['server_cpu']:.2f} db {result['db_cpu']:.2f} machine {result['machine_cpu']:.2f}")
+                f"client {result['client_cpu']:.2f} server {result['server_cpu']:.2f} db {result['db_cpu']:.2f} machine {result['machine_cpu']:.2f}"
+                f"  server {result.get('server_cpu_us_per_socket', 0):.0f} us/socket")
     if result.get("scenario") == "fanout":
-        return f"{name}: {result['after_reply']} after the reply ({result['pushes_received']}/{result['pushes_expected']} pushes)"
+        late = result["after_reply"]
+        return (f"{name}: p50 {late['p50_ms']:.1f} ms  p99 {late['p99_ms']:.1f} ms  max {late['max_ms']:.1f} ms"
+                f" after the reply; {result['subscribed']}/{result['subscribers']} subscribed, {result['pushes_received']}/"
+                f"{result['pushes_expected']} pushes, {result['lost']} lost, {result['not_opened']} sockets not opened, "
+                f"{result['subscriptions_unanswered']} subscriptions unanswered; cpu server {result['server_cpu']:.2f} "
+                f"db {result['db_cpu']:.2f}  server {result.get('server_cpu_us_per_push', 0):.0f} us/push"
+                f"{'' if result['server_alive_after'] else '; THE SERVER DIED'}"
+                f"{'; ' + result['incident'] if result.get('incident') else ''}")
     return f"{name}: {result}"
 
 
@@ -108,7 +122,7 @@ class Suite:
         for number in range(self.args.repeat):
             runs.append(scenarios.measure_load(self.subject.target, self.pids, spec, procs,
                                                f"{self.subject.label}: {kind} x{sockets} ({number + 1})"))
-            if kind == "mixed" and number + 1 < self.args.repeat:
+            if kind in ("mixed", "writes") and number + 1 < self.args.repeat:
                 scenarios.cleanup_created(self.subject.target, runs[-1])
         runs.sort(key=lambda run: run["throughput"])
         median = runs[len(runs) // 2]
@@ -151,6 +165,11 @@ class Suite:
         scenarios.cleanup_created(self.subject.target, result)
         self.record("mixed", result)
 
+    def run_writes(self) -> None:
+        result = self.load("writes", self.args.mixed_sockets)
+        scenarios.cleanup_created(self.subject.target, result)
+        self.record("writes", result)
+
     def run_rest(self) -> None:
         supported, note = scenarios.rest_supported(self.subject.target, self.pks[0])
         if not supported:
@@ -161,8 +180,9 @@ class Suite:
     def run_fanout(self) -> None:
         args = self.args
         for count in (int(n) for n in args.subscribers.split(",")):
-            result = scenarios.measure_fanout(self.subject.target, count, args.fanout_writes,
-                                              args.fanout_interval, self.pks[-1], self.subject.label)
+            result = scenarios.measure_fanout(self.subject.target, self.pids, count, args.fanout_writes,
+                                              args.fanout_interval, self.pks[-1], args.fanout_budget,
+                                              self.subject.label)
             self.record(f"fanout@{count}", result)
             if not result["supported"]:
                 return
@@ -176,10 +196,12 @@ def run_ours(args: argparse.Namespace, wanted: set[str], data: dict[str, Any]) -
         subject = Managed(args.label or args.url, target, args.server_pid or 0, None)
         data["subjects"].append(_subject(subject, args.kind, Suite(subject, args, wanted, args.idle_sockets).run(None)))
         return
-    for number, workers in enumerate(int(n) for n in args.workers.split(",")):
-        # pgbench and fan-out once; the other configurations repeat the request loads and idle sockets
-        scenario_set = wanted if number == 0 else wanted & {"idle", "retrieve", "list", "mixed", "rest"}
-        run_ours_once(args, scenario_set, data, workers)
+    counts = [int(n) for n in args.workers.split(",")]
+    # pgbench and fan-out once, in the --fanout-workers configuration (issue 15: 2 workers);
+    # the other configurations repeat the request loads and idle sockets
+    once_in = args.fanout_workers if args.fanout_workers in counts else counts[0]
+    for workers in counts:
+        run_ours_once(args, wanted if workers == once_in else wanted & LOADS, data, workers)
 
 
 def run_ours_once(args: argparse.Namespace, wanted: set[str], data: dict[str, Any], workers: int) -> None:

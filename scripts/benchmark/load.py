@@ -17,6 +17,10 @@ from benchmark.workers import hear, tell
 MIXED_PLAN = ("retrieve", "patch", "retrieve", "create", "retrieve", "list", "retrieve", "patch",
               "retrieve", "retrieve", "create", "retrieve", "patch", "retrieve", "list", "retrieve",
               "retrieve", "patch", "retrieve", "retrieve")
+# Write mix, 20 steps: 60% retrieve, 30% patch, 10% create (issue 15's; no list, so writes dominate the cost).
+WRITE_PLAN = ("retrieve", "patch", "retrieve", "create", "retrieve", "patch", "retrieve", "patch",
+              "retrieve", "retrieve", "patch", "retrieve", "create", "retrieve", "patch", "retrieve",
+              "retrieve", "patch", "retrieve", "retrieve")
 EXPECTED_STATUS = {"retrieve": 200, "patch": 200, "create": 201, "list": 200, "delete": 204}
 NEW_PATIENT = (b'{"first_name": "Bench", "last_name": "Created %d", '
                b'"admission_date": "2026-11-01T08:30:00Z", "dismissal_date": null}')
@@ -42,7 +46,7 @@ class Target:
 class LoadSpec:
     """One measured run: what to send, on how many sockets, and when."""
 
-    kind: str              # retrieve | mixed | list_all | rest_retrieve
+    kind: str              # retrieve | mixed | writes | list_all | rest_retrieve
     sockets: int
     pks: tuple[int, ...]   # ids that exist on the server
     warmup: float
@@ -161,7 +165,7 @@ class RestDriver(Driver):
 
 
 def plan_for(kind: str) -> tuple[str, ...]:
-    return {"retrieve": ("retrieve",), "mixed": MIXED_PLAN, "list_all": ("list_all",)}[kind]
+    return {"retrieve": ("retrieve",), "mixed": MIXED_PLAN, "writes": WRITE_PLAN, "list_all": ("list_all",)}[kind]
 
 
 async def open_driver(run: Run, target: Target, index: int) -> Any:

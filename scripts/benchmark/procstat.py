@@ -32,6 +32,12 @@ def tree(root: int) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
 def cpu_seconds(roots: list[int]) -> float:
     """user + system CPU time of every process under the roots."""
     total = 0

@@ -48,12 +48,15 @@ def fanout_cell(key: str) -> Cell:
 def fanout(result: Results | None) -> tuple[float | None, str]:
     if not result:
         return None, "—"
-    if not result.get("supported"):
+    if not result.get("supported") or result.get("note"):
         return None, result["note"]
     latency = result["after_reply"]
     lost = result["pushes_expected"] - result["pushes_received"]
+    died = "" if result.get("server_alive_after", True) else ", the server died"
+    unopened = f", {result['not_opened']:,} not opened" if result.get("not_opened") else ""
     return latency["p99_ms"], (f"p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms "
-                               f"({result['subscribed']:,} subscribers, {lost} lost)")
+                               f"({result['subscribed']:,} of {result['subscribers']:,} subscribed{unopened}, "
+                               f"{lost} lost{died})")
 
 
 def peak_rss(results: Results) -> tuple[float | None, str]:
@@ -68,12 +71,14 @@ ROWS: list[tuple[str, Cell, bool]] = [
     ("retrieve, 16 sockets", load_cell("retrieve@16"), True),
     ("retrieve, 64 sockets", load_cell("retrieve@64"), True),
     ("mixed 60/20/10/10, 16 sockets", load_cell("mixed"), True),
+    ("write mix 60% retrieve / 30% patch / 10% create, 16 sockets", load_cell("writes"), True),
     ("unpaginated list of 1,000 rows, 4 sockets", load_cell("list_all"), True),
     ("REST retrieve, keep-alive, 16 connections", load_cell("rest"), True),
     ("memory per idle authenticated socket", idle_memory, False),
     ("opening sockets", open_rate, True),
     ("change pushed to 200 subscribers, after the write's reply", fanout_cell("fanout@200"), False),
     ("change pushed to 1,000 subscribers, after the write's reply", fanout_cell("fanout@1000"), False),
+    ("change pushed to 5,000 subscribers, after the write's reply", fanout_cell("fanout@5000"), False),
     ("peak RSS of the server", peak_rss, False),
 ]
 
@@ -114,14 +119,24 @@ def markdown(data: Results) -> str:
     return "\n".join(lines)
 
 
+# Server CPU per unit of work: a request for loads, a handshake for idle sockets, a push for fan-out.
+PER_UNIT = (("server_cpu_us_per_request", "req"), ("server_cpu_us_per_socket", "socket opened"),
+            ("server_cpu_us_per_push", "push"))
+
+
 def cpu_markdown(data: Results) -> str:
-    """Where the 2 cores went during each load (cores busy: 1.0 = one core)."""
-    lines = ["| server | scenario | req/s | client | server | PostgreSQL | whole machine |", "|---|---|---|---|---|---|---|"]
+    """Where the 2 cores went during each scenario (cores busy: 1.0 = one core), and server CPU per unit."""
+    lines = ["| server | scenario | rate | client | server | PostgreSQL | whole machine | server CPU µs per |",
+             "|---|---|---|---|---|---|---|---|"]
     for subject in data["subjects"]:
         for key, result in subject["results"].items():
-            if isinstance(result, dict) and "throughput" in result and "server_cpu" in result:
-                lines.append(f"| {subject['config']} | {key} | {_num(result['throughput'])} | {result['client_cpu']:.2f} "
-                             f"| {result['server_cpu']:.2f} | {result['db_cpu']:.2f} | {result['machine_cpu']:.2f} |")
+            if isinstance(result, dict) and "server_cpu" in result:
+                rate = result.get("throughput") or result.get("open_rate")
+                rate_text = f"{_num(rate)}/s" if rate else f"{result.get('pushes_received', 0):,} pushes"
+                per = next((f"{result[field]:,.0f} µs / {unit}" for field, unit in PER_UNIT if field in result), "—")
+                client = f"{result['client_cpu']:.2f}" if "client_cpu" in result else "—"
+                lines.append(f"| {subject['config']} | {key} | {rate_text} | {client} | {result['server_cpu']:.2f} "
+                             f"| {result['db_cpu']:.2f} | {result['machine_cpu']:.2f} | {per} |")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from benchmark import procstat, wire
 from benchmark.load import LoadSpec, Target, run_load
 from benchmark.session import Session, delete_rows
-from benchmark.sockets import hold_idle, subscribe_and_listen
+from benchmark.sockets import DRAIN_CAP, hold_idle, subscribe_and_listen
 from benchmark.workers import Worker, split
 
 NOT_IMPLEMENTED = "n/a (not implemented on this server)"
@@ -118,48 +118,79 @@ def measure_idle(target: Target, pids: tuple[list[int], list[int]], count: int, 
               "open_seconds": round(seconds, 3), "open_rate": round(total / seconds, 1) if seconds else 0.0,
               "still_open_at_measurement": still_open, **cpu,
               "client_cpu": round(sum(part["client_cpu_s"] for part in opened) / seconds, 3) if seconds else 0.0}
+    if total:  # server CPU a handshake (upgrade, token lookup, socket set-up)
+        result["server_cpu_us_per_socket"] = round(1e6 * cpu["server_cpu"] * seconds / total, 1)
     if server and total:
         result.update(rss_before_kib=before, rss_after_kib=after, kib_per_socket=round((after - before) / total, 2))
     return result
 
 
-async def _write_series(target: Target, pk: int, writes: int, interval: float) -> dict[str, tuple[float, float]]:
-    times: dict[str, tuple[float, float]] = {}
-    async with Session(target) as session:
-        for number in range(writes):
-            tag = f"Fanout {number} {time.monotonic_ns()}"
-            sent = time.monotonic()
-            reply = await session.request("patch", pk=pk, data={"last_name": tag})
-            if reply["response_status"] != 200:
-                raise RuntimeError(f"fan-out write failed: {reply}")
-            times[tag] = (sent, time.monotonic())
-            await asyncio.sleep(interval)
-    return times
+async def _write_series(target: Target, pk: int, writes: int, interval: float,
+                        times: dict[str, tuple[float, float]]) -> str:
+    """Patch patient `pk` `writes` times, filling `times` (tag: sent, replied); why it stopped early, or ""."""
+    try:
+        async with Session(target) as session:
+            for number in range(writes):
+                tag = f"Fanout {number} {time.monotonic_ns()}"
+                sent = time.monotonic()
+                reply = await session.request("patch", pk=pk, data={"last_name": tag})
+                if reply["response_status"] != 200:
+                    return f"write {number + 1} answered {reply}"[:300]
+                times[tag] = (sent, time.monotonic())
+                await asyncio.sleep(interval)
+    except (OSError, asyncio.TimeoutError, wire.HandshakeError) as exc:  # e.g. a server that fell over
+        return f"write {len(times) + 1} failed: {type(exc).__name__}: {exc}"[:300]
+    return ""
 
 
-def measure_fanout(target: Target, subscribers: int, writes: int, interval: float, pk: int,
-                   label: str) -> dict[str, Any]:
+def measure_fanout(target: Target, pids: tuple[list[int], list[int]], subscribers: int, writes: int,
+                   interval: float, pk: int, budget: float, label: str) -> dict[str, Any]:
     """`subscribers` sockets subscribe to one patient; a writer patches it; push latency after the write's reply.
 
-    Pushes still missing 3 s after the last one arrived are counted as lost.
+    Opening and subscribing get `budget` seconds, each write 30 s; pushes still missing 3 s after the
+    last one arrived (at most 60 s after the last write) are counted as lost. Server CPU is read from
+    the first write until every subscriber has reported: per push delivered.
     """
-    workers = [Worker(subscribe_and_listen, target, first, count, pk) for first, count in split(subscribers, 2)]
+    workers = [Worker(subscribe_and_listen, target, first, count, pk, budget) for first, count in split(subscribers, 2)]
     if sys.stderr.isatty():
         sys.stderr.write(f"  {label}: opening and subscribing {subscribers} sockets...\r")
-    infos = [worker.receive(timeout=600) for worker in workers]
-    subscribed = sum(info["subscribed"] for info in infos)
-    refusals = [refusal for info in infos for refusal in info["refusals"]]
     times: dict[str, tuple[float, float]] = {}
-    if subscribed:
-        times = asyncio.run(_write_series(target, pk, writes, interval))
-    for worker in workers:
-        worker.send(len(times))  # each waits for its last pushes, then hands over what it saw
-    receipts = [receipt for worker in workers for receipt in worker.receive(timeout=120)["receipts"]]
-    for worker in workers:
-        worker.join()
+    stopped, window = "", procstat.CpuWindow(*pids)
+    try:
+        infos = [worker.receive(timeout=budget + 60) for worker in workers]
+        subscribed = sum(info["subscribed"] for info in infos)
+        window.start()
+        started = time.monotonic()
+        if subscribed:
+            stopped = asyncio.run(_write_series(target, pk, writes, interval, times))
+        for worker in workers:
+            worker.send(len(times))  # each waits for its last pushes, then hands over what it saw
+        reports = [worker.receive(timeout=DRAIN_CAP + 60) for worker in workers]
+        seconds = time.monotonic() - started
+        cpu = window.stop(seconds)
+    finally:
+        for worker in workers:
+            worker.join()  # killed if still running: a failure above leaves no stray client
     if not subscribed:
-        return _fanout_refused(subscribers, refusals, infos)
-    return _fanout_result(subscribers, subscribed, writes, times, receipts)
+        return _fanout_refused(subscribers, [r for info in infos for r in info["refusals"]], infos)
+    receipts = [receipt for report in reports for receipt in report["receipts"]]
+    result = _fanout_result(subscribers, subscribed, len(times), times, receipts)
+    result.update(cpu)
+    opened = sum(info["opened"] for info in infos)
+    result.update(opened=opened, not_opened=subscribers - opened, cpu_seconds=round(seconds, 2),
+                  subscriptions_unanswered=sum(info["unanswered"] for info in infos),
+                  open_error_examples=[e for info in infos for e in info["open_errors"]][:3],
+                  still_open_after=sum(report["still_open"] for report in reports),
+                  server_alive_after=all(procstat.alive(pid) for pid in pids[0]))
+    if result["pushes_received"]:
+        result["server_cpu_us_per_push"] = round(1e6 * cpu["server_cpu"] * seconds / result["pushes_received"], 1)
+    if stopped or opened < subscribers:
+        result["incident"] = "; ".join(filter(None, [stopped, *result["open_error_examples"][:1]]))
+    if not times:  # no latency to show: say what happened instead
+        result["note"] = (f"{opened:,} of {subscribers:,} sockets opened, {subscribed:,} subscribed, no write "
+                          f"answered ({result.get('incident', '')})"
+                          f"{'' if result['server_alive_after'] else '; the server died'}")[:300]
+    return result
 
 
 def _fanout_refused(subscribers: int, refusals: list[dict[str, Any]], infos: list[dict[str, Any]]) -> dict[str, Any]:
@@ -176,6 +207,7 @@ def _fanout_result(subscribers: int, subscribed: int, writes: int, times: dict[s
     after_send = [at - times[tag][0] for tag, at in receipts if tag in times]
     return {"scenario": "fanout", "subscribers": subscribers, "supported": True, "subscribed": subscribed,
             "writes": writes, "pushes_expected": subscribed * writes, "pushes_received": len(after_reply),
+            "lost": subscribed * writes - len(after_reply), "drain_cap_s": DRAIN_CAP,
             "after_reply": latency_summary(after_reply), "after_send": latency_summary(after_send)}
 
 

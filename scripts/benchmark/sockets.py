@@ -13,9 +13,12 @@ from benchmark.load import Target
 from benchmark.workers import hear, tell
 
 
-async def open_many(target: Target, count: int, concurrency: int, on_message: Any = None
-                    ) -> tuple[list[wire.WebSocket], list[str], float]:
-    """Open `count` authenticated sockets, `concurrency` handshakes at a time; (sockets, errors, seconds)."""
+async def open_many(target: Target, count: int, concurrency: int, on_message: Any = None,
+                    budget: float | None = None) -> tuple[list[wire.WebSocket], list[str], float]:
+    """Open `count` authenticated sockets, `concurrency` handshakes at a time; (sockets, errors, seconds).
+
+    With a `budget` (seconds), handshakes not done by then are abandoned and counted as errors, so a
+    server that stops answering costs bounded time."""
     sockets: list[wire.WebSocket] = []
     errors: list[str] = []
     gate = asyncio.Semaphore(concurrency)
@@ -29,7 +32,13 @@ async def open_many(target: Target, count: int, concurrency: int, on_message: An
                 errors.append(f"{type(exc).__name__}: {exc}")
 
     started = time.monotonic()
-    await asyncio.gather(*(one(index) for index in range(count)))
+    tasks = [asyncio.ensure_future(one(index)) for index in range(count)]
+    _, pending = await asyncio.wait(tasks, timeout=budget)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+        errors.append(f"{len(pending)} sockets not opened within {budget:.0f} s")
     return sockets, errors, time.monotonic() - started
 
 
@@ -64,30 +73,37 @@ class Subscriber:
             self.replies.append(payload)
 
 
-async def subscribe_and_listen(conn: Connection, target: Target, first: int, count: int, pk: int
-                               ) -> dict[str, Any]:
-    """Open `count` sockets subscribed to patient `pk`; record pushes until the parent says stop."""
+async def subscribe_and_listen(conn: Connection, target: Target, first: int, count: int, pk: int,
+                               budget: float) -> dict[str, Any]:
+    """Open `count` sockets subscribed to patient `pk` within `budget` s; record pushes until the parent says stop."""
     receipts: list[tuple[str, float]] = []
     replies: list[dict[str, Any]] = []
-    sockets, errors, seconds = await open_many(target, count, 64, lambda _: Subscriber(receipts, replies))
+    deadline = time.monotonic() + budget
+    sockets, errors, seconds = await open_many(target, count, 64, lambda _: Subscriber(receipts, replies), budget)
     for index, ws in enumerate(sockets):
         frame = {"stream": target.live_stream,
                  "payload": {"action": "subscribe_instance", "pk": pk, "request_id": f"sub-{first + index}"}}
         ws.send(wire.client_frame(json.dumps(frame).encode()))
-    deadline = time.monotonic() + 30
+    deadline = max(deadline, time.monotonic() + 10)  # at least 10 s for the subscription replies
     while len(replies) < len(sockets) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     statuses = [reply.get("response_status") for reply in replies]
     tell(conn, {"subscribed": statuses.count(201), "open_errors": errors[:3], "opened": len(sockets),
-                "open_seconds": seconds, "refusals": [r for r in replies if r.get("response_status") != 201][:1]})
+                "unanswered": len(sockets) - len(replies), "open_seconds": seconds,
+                "refusals": [r for r in replies if r.get("response_status") != 201][:1]})
     writes = await asyncio.get_running_loop().run_in_executor(None, hear, conn)
     await _drain(receipts, writes * statuses.count(201))
+    alive = sum(not ws.closed.done() for ws in sockets)
     for ws in sockets:
         ws.close()
-    return {"receipts": receipts}
+    return {"receipts": receipts, "still_open": alive}
 
 
-async def _drain(receipts: list[tuple[str, float]], expected: int, quiet: float = 3.0, cap: float = 60.0) -> None:
+DRAIN_QUIET, DRAIN_CAP = 3.0, 60.0  # seconds: pushes later than this are counted as lost
+
+
+async def _drain(receipts: list[tuple[str, float]], expected: int, quiet: float = DRAIN_QUIET,
+                 cap: float = DRAIN_CAP) -> None:
     """Wait for the last pushes: until all arrived, or none came for `quiet` seconds."""
     deadline, last_count, last_change = time.monotonic() + cap, -1, time.monotonic()
     while len(receipts) < expected and time.monotonic() < deadline:

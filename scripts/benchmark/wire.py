@@ -97,6 +97,9 @@ class WebSocket(asyncio.Protocol):
             self.opened.set_exception(HandshakeError(status, bytes(self._buffer[end + 4:])))
             self.transport.close()  # type: ignore[union-attr]
             return False
+        if self.opened.done():  # the caller gave up waiting (connect's timeout, a fan-out budget)
+            self.transport.close()  # type: ignore[union-attr]
+            return False
         del self._buffer[:end + 4]
         self._upgraded = True
         self.opened.set_result(None)
@@ -148,7 +151,11 @@ async def connect(host: str, port: int, path: str,
         return protocol
 
     _, protocol = await asyncio.wait_for(loop.create_connection(factory, host, port), timeout)
-    await asyncio.wait_for(protocol.opened, timeout)
+    try:
+        await asyncio.wait_for(protocol.opened, timeout)
+    except BaseException:  # timed out or abandoned: close it, so no late 101 lands on a cancelled future
+        protocol.transport.close()
+        raise
     return protocol
 
 

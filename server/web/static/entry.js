@@ -12,6 +12,10 @@ export class VitalsEntry {
   constructor(form, { request, onSaved }) {
     Object.assign(this, { form, request, onSaved, patient: null });
     form.addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
+    // Enter records the set from any field, the ACVPU list too (a select does not submit by itself).
+    form.elements.consciousness.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); form.requestSubmit(); }
+    });
   }
 
   reset(patient) {

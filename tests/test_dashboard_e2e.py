@@ -291,15 +291,19 @@ def ago(**delta: float) -> str:
 
 
 def admit_with_readings(server: Server, token: str, last: str, readings: dict[str, float],
-                        measured_at: str | None = None) -> dict[str, Any]:
+                        measured_at: str | None = None, *, worsening: bool = False) -> dict[str, Any]:
+    """A patient with one set of observations; `worsening`: after a well set 16 h ago and a set halfway
+    between well and these values 6 h ago (so each vital has a 24-hour trend to draw)."""
     units = {"heart_rate": "bpm", "spo2": "%", "temperature": "°C", "resp_rate": "/min", "systolic_bp": "mmHg",
              "diastolic_bp": "mmHg", "supplemental_oxygen": "L/min", "consciousness": "ACVPU"}
     patient = server.api("POST", "patients/", token, {"first_name": "Pat", "last_name": last,
                                                       "admission_date": "2026-11-01T08:30:00Z"})
-    measured_at = measured_at or ago(minutes=10)  # one set of observations, one time
-    for kind, value in readings.items():
-        server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": kind, "value": value,
-                                              "unit": units[kind], "measured_at": measured_at})
+    sets = [(ago(hours=16), WELL), (ago(hours=6), {kind: round((WELL[kind] + value) / 2) if kind != "temperature"
+                                                   else round((WELL[kind] + value) / 2, 1) for kind, value in readings.items()})]
+    for when, values in [*(sets if worsening else []), (measured_at or ago(minutes=10), readings)]:
+        for kind, value in values.items():  # one set of observations, one time
+            server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": kind, "value": value,
+                                                  "unit": units[kind], "measured_at": when})
     return patient
 
 
@@ -313,7 +317,7 @@ WELL = {**DETERIORATING, "heart_rate": 72, "spo2": 97, "temperature": 37.0, "res
 def test_news2_flags_the_deteriorating_patient_by_colour_and_words(server: Server, token: str, new_page: Any,
                                                                     shots: Path) -> None:
     sick, well = unique("Sick"), unique("Well")
-    admit_with_readings(server, token, sick, DETERIORATING)
+    admit_with_readings(server, token, sick, DETERIORATING, worsening=True)
     admit_with_readings(server, token, well, WELL)
     page = new_page()
     sign_in(page, server)
@@ -328,7 +332,7 @@ def test_news2_flags_the_deteriorating_patient_by_colour_and_words(server: Serve
     expect(row(page, sick)).to_contain_text("BP 84/50 mmHg")
     expect(row(page, sick)).to_contain_text("Air (no O₂)")
     expect(row(page, sick)).to_contain_text("ACVPU A")
-    page.screenshot(path=str(shots / "desk.png"), full_page=True)
+    page.screenshot(path=str(shots / "news2.png"), full_page=True)
 
 
 def test_a_reading_made_elsewhere_changes_the_score_within_a_second(server: Server, token: str, new_page: Any) -> None:
@@ -409,7 +413,7 @@ def test_back_online_the_pill_says_live_again(server: Server, token: str, new_pa
 def test_phone_and_tablet_layouts_have_no_sideways_scroll(server: Server, token: str, browser: Any, shots: Path,
                                                           width: int, height: int, shot: str) -> None:
     last = unique("Longfellow-Featherstonehaugh")
-    admit_with_readings(server, token, last, DETERIORATING)
+    admit_with_readings(server, token, last, DETERIORATING, worsening=True)
     context = browser.new_context(viewport={"width": width, "height": height}, locale="en-GB", timezone_id="UTC",
                                   device_scale_factor=2, is_mobile=True, has_touch=True)
     try:
@@ -425,7 +429,12 @@ def test_phone_and_tablet_layouts_have_no_sideways_scroll(server: Server, token:
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box  # on screen
         header = page.locator("header.bar").bounding_box()
         assert header is not None and header["width"] == width, header  # its background spans the screen
-        page.screenshot(path=str(shots / shot), full_page=True)
+        # For docs/screenshots: a phone shows its own patient's card, a tablet the patients with vitals;
+        # one pixel a CSS pixel, and the tablet's first screen only, to keep the files small.
+        page.get_by_label("Search by name").fill(last if width < 640 else "Pat ")
+        expect(row(page, last)).to_be_visible()
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(shots / shot), full_page=width < 640, scale="css")
     finally:
         context.close()
 
@@ -437,10 +446,8 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
     each vital with its 24-hour sparkline; the tab title counts patients and names the highest NEWS2."""
     well, sick = unique("Abbott"), unique("Zeller")
     admit_with_readings(server, token, well, WELL)
-    patient = admit_with_readings(server, token, sick, {**DETERIORATING, "supplemental_oxygen": 2, "consciousness": 2})
-    for hours, rate in ((20, 88), (8, 112)):  # the trend before the latest reading (138)
-        server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": "heart_rate", "value": rate,
-                                              "unit": "bpm", "measured_at": ago(hours=hours)})
+    admit_with_readings(server, token, sick, {**DETERIORATING, "supplemental_oxygen": 2, "consciousness": 2},
+                        worsening=True)
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="en-GB", timezone_id="UTC")
     try:
         page = context.new_page()
@@ -458,12 +465,17 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
         assert smallest >= 24, smallest
         assert page.locator("#patients").evaluate("e => e.getBoundingClientRect().width") >= 1800  # fills the screen
         trend = row(page, sick).locator(".vital[data-kind=heart_rate] svg.spark")
-        expect(trend).to_have_attribute("aria-label", "Heart rate, last 24 hours: 3 readings from 88 to 138")
+        expect(trend).to_have_attribute("aria-label", "Heart rate, last 24 hours: 3 readings from 72 to 138")
         assert len(trend.locator("polyline").get_attribute("points").split()) == 3
         expect(page).to_have_title(re.compile(r"^\d+ patients · highest NEWS2 19 · Ward dashboard$"))
         icon = page.request.get(server.base + page.locator("link[rel=icon]").get_attribute("href"))
         assert icon.status == 200 and icon.headers["content-type"] == "image/svg+xml"
         page.screenshot(path=str(shots / "wall.png"))
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.goto(server.base + "/")  # the desk view of the same ward, for docs/screenshots/desk.png
+        page.get_by_label("Search by name").fill("Pat ")
+        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("NEWS2 19 high")
+        page.screenshot(path=str(shots / "desk.png"))
     finally:
         context.close()
 
@@ -532,7 +544,7 @@ def axe_violations(page: Any, source: str) -> list[str]:
 
 def test_axe_finds_no_violations_on_any_view(server: Server, token: str, browser: Any, axe_source: str) -> None:
     """Sign-in, desk (and its vitals dialog), wall, tablet and phone: 0 violations each."""
-    admit_with_readings(server, token, unique("Axe"), DETERIORATING)
+    admit_with_readings(server, token, unique("Axe"), DETERIORATING, worsening=True)
     context = browser.new_context(viewport={"width": 1200, "height": 760}, locale="en-GB", timezone_id="UTC")
     try:
         page = context.new_page()

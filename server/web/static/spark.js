@@ -23,7 +23,8 @@ export function sparkline(points, now, label) {
   const last = day[day.length - 1];
   const drawing = svg("svg", { class: "spark", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img",
     "aria-label": `${label}, last 24 hours: ${day.length} readings from ${low} to ${high}` });
-  drawing.append(svg("polyline", { points: coordinates.join(" "), fill: "none", stroke: "currentColor",
+  drawing.append(svg("rect", { class: "spark-day", width: WIDTH, height: HEIGHT, rx: "2" }), // the whole 24 h
+  svg("polyline", { points: coordinates.join(" "), fill: "none", stroke: "currentColor",
     "stroke-width": "1.5", "stroke-linejoin": "round", "stroke-linecap": "round" }),
   svg("circle", { cx: x(last.t), cy: y(last.value), r: "2.2", fill: "currentColor" }));
   return drawing;

@@ -452,6 +452,8 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
     try:
         page = context.new_page()
         sign_in(page, server)
+        errors: list[str] = []  # a CSP refusal (an inline style, a data: URL) would show here
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.goto(server.base + "/?view=wall")
         expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=10_000)
         expect(page.locator("#patient-rows tr").first.locator("th")).to_have_text(f"{sick}, Pat")
@@ -471,6 +473,7 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
         icon = page.request.get(server.base + page.locator("link[rel=icon]").get_attribute("href"))
         assert icon.status == 200 and icon.headers["content-type"] == "image/svg+xml"
         page.screenshot(path=str(shots / "wall.png"))
+        assert errors == []
         page.set_viewport_size({"width": 1440, "height": 900})
         page.goto(server.base + "/")  # the desk view of the same ward, for docs/screenshots/desk.png
         page.get_by_label("Search by name").fill("Pat ")

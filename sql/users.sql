@@ -45,6 +45,11 @@ ORDER BY u.username;
 INSERT INTO login_sessions (digest, user_id, expires_at)
 VALUES (%(digest)s, %(user_id)s, now() + make_interval(secs => %(max_age)s));
 
+-- name: renew_session
+-- A sliding session: each renewal gives it a full max_age again (server/accounts/sessions.py).
+UPDATE login_sessions SET expires_at = now() + make_interval(secs => %(max_age)s)
+WHERE digest = %(digest)s AND expires_at > now();
+
 -- name: end_session
 DELETE FROM login_sessions WHERE digest = %(digest)s;
 

@@ -65,6 +65,21 @@ async def start_session(request: web.Request, db: Database, user: User, max_age:
     session[KEY_FIELD] = key
 
 
+async def renew_session(request: web.Request, db: Database, max_age: int) -> None:
+    """Slide the session: its database expiry and its cookie's Max-Age start over at `max_age`.
+
+    The rule: a session ends `max_age` seconds after its last renewal, and the page renews it by
+    asking /api/auth/me/ on load and every hour while it is open (app.js), so a wall display that
+    stays up stays signed in, and a closed one is signed out `max_age` after it was last shown."""
+    key = await session_key(request)
+    if key is None:
+        return
+    await db.execute("users.renew_session", {"digest": digest(key), "max_age": max_age})
+    # Setting the key again restarts the cookie's own clock ("created", checked against max_age on
+    # load) and makes the middleware send it again with a fresh Max-Age.
+    (await get_session(request))[KEY_FIELD] = key
+
+
 async def end_session(request: web.Request, db: Database) -> None:
     key = await session_key(request)
     if key is not None:

@@ -8,7 +8,7 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from schemas.auth import CredentialsSchema, MeSchema
-from server.accounts.sessions import end_session, start_session
+from server.accounts.sessions import end_session, renew_session, start_session
 from server.accounts.throttle import begin_attempt, forget
 from server.accounts.users import User, obtain_token, record_login, verify_login
 from server.errors import BadRequest, MethodNotAllowed, Throttled
@@ -113,6 +113,8 @@ async def logout_view(request: web.Request) -> web.Response:
 
 async def me_view(request: web.Request) -> web.Response:
     principal = await authenticate(request, request.app[DB])
+    if principal.via == "session":  # the page's hourly question keeps a display signed in
+        await renew_session(request, request.app[DB], request.app[CONFIG].session_max_age_seconds)
     return json_response(_me(principal.user))
 
 

@@ -2,19 +2,15 @@
 import { STALE_AFTER_MS, news2 } from "./news2.js";
 import { Connection } from "./socket.js";
 import { Ward } from "./ward.js";
+import { $, clearErrors, fromLocalInput, showErrors, toLocalInput } from "./forms.js";
+import { fullName, patientRow, when } from "./rows.js";
+import { VitalsEntry } from "./entry.js";
 
-const $ = (selector) => document.querySelector(selector);
+// The wall view (?view=wall): large type, no forms, the sickest first; else the desk view.
+const WALL = new URLSearchParams(location.search).get("view") === "wall";
+document.documentElement.dataset.view = WALL ? "wall" : "desk";
 const STATUS_TEXT = { connecting: "Connecting…", live: "Live", connected: "Connected (no live updates)",
   reconnecting: "Reconnecting…", offline: "Offline" };
-// Shown in this order; blood pressure (systolic_bp, diastolic_bp) goes after the heart rate.
-const VITAL_LABELS = [["heart_rate", "HR", "Heart rate"], ["spo2", "SpO₂", "Oxygen saturation"],
-  ["supplemental_oxygen", "O₂", "Supplemental oxygen"], ["resp_rate", "RR", "Respiratory rate"],
-  ["temperature", "Temp", "Temperature"], ["consciousness", "ACVPU", "Consciousness (ACVPU)"]];
-const ACVPU = [["A", "Alert"], ["C", "new Confusion"], ["V", "responds to Voice"], ["P", "responds to Pain"],
-  ["U", "Unresponsive"]];
-const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-const clockFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
-const dayClockFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
 // A reading older than this is marked stale and not scored: ?stale_hours=N, default 4 (news2.js).
 const staleHours = Number(new URLSearchParams(location.search).get("stale_hours"));
 const STALE_MS = staleHours > 0 ? staleHours * 3_600_000 : STALE_AFTER_MS;
@@ -30,27 +26,6 @@ const connection = new Connection({
 
 // --- helpers ---------------------------------------------------------------------------------
 
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value;
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-const fullName = (patient) => `${patient.first_name} ${patient.last_name}`;
-const pad = (number) => String(number).padStart(2, "0");
-
-function toLocalInput(iso) { // "2026-11-28T09:30:00Z" -> the datetime-local value in this browser's zone
-  if (!iso) return "";
-  const date = new Date(iso);
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-const fromLocalInput = (value) => (value ? new Date(value).toISOString() : undefined);
-
 function announce(text) {
   $("#notice").textContent = text;
 }
@@ -63,33 +38,6 @@ function showStatus(state) {
   $("#connection-text").textContent = STATUS_TEXT[state] +
     (away && heard ? ` — data as of ${when(new Date(heard).toISOString(), Date.now())}` : "");
   $("#ward").classList.toggle("away", away);
-}
-
-// --- field errors ----------------------------------------------------------------------------
-
-function clearErrors(form) {
-  for (const node of form.querySelectorAll(".error, .form-error")) node.textContent = "";
-  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-}
-
-// Put the server's messages next to their fields; anything else goes to the form's own line.
-function showErrors(form, prefix, errors) {
-  clearErrors(form);
-  const fields = errors.length === 1 && typeof errors[0] === "object" ? errors[0] : { non_field_errors: errors };
-  let first = null;
-  for (const [field, messages] of Object.entries(fields)) {
-    const input = form.querySelector(`#${prefix}-${field}`);
-    const text = [].concat(messages).join(" ");
-    if (input) {
-      input.setAttribute("aria-invalid", "true");
-      $(`#${prefix}-${field}-error`).textContent = text;
-      first = first ?? input;
-    } else {
-      const line = $(`#${prefix}-error`);
-      line.textContent = `${line.textContent} ${text}`.trim();
-    }
-  }
-  (first ?? form.querySelector("input, button")).focus();
 }
 
 async function send(form, prefix, stream, action, keys) {
@@ -106,92 +54,40 @@ async function send(form, prefix, stream, action, keys) {
 
 // --- the table -------------------------------------------------------------------------------
 
-function visiblePatients() {
-  const words = view.search.toLowerCase().split(/\s+/).filter(Boolean);
+// The wall shows everyone, the sickest first (then by name); the desk filters and sorts as asked.
+function visiblePatients(scores) {
+  const words = WALL ? [] : view.search.toLowerCase().split(/\s+/).filter(Boolean);
   const rows = [...ward.patients.values()].filter((patient) => {
     const name = `${patient.first_name} ${patient.last_name}`.toLowerCase();
     return words.every((word) => name.includes(word));
   });
   const byName = (a, b) => a.last_name.localeCompare(b.last_name) || a.first_name.localeCompare(b.first_name);
+  if (WALL) return rows.sort((a, b) => scores.get(b.id).total - scores.get(a.id).total || byName(a, b) || a.id - b.id);
   const byAdmission = (a, b) => a.admission_date.localeCompare(b.admission_date);
   const compare = view.sort === "name" ? byName : byAdmission;
   rows.sort((a, b) => (compare(a, b) || a.id - b.id) * (view.direction === "ascending" ? 1 : -1));
   return rows;
 }
 
-function when(iso, now) { // the time, with the date when it is not today
-  const date = new Date(iso);
-  const today = date.toDateString() === new Date(now).toDateString();
-  return (today ? clockFormat : dayClockFormat).format(date);
-}
-
-function readingText(kind, short, vital) {
-  if (kind === "supplemental_oxygen") return vital.value > 0 ? `O₂ ${vital.value} ${vital.unit}` : "Air (no O₂)";
-  if (kind === "consciousness") return `ACVPU ${ACVPU[vital.value]?.[0] ?? vital.value}`;
-  return `${short} ${vital.value} ${vital.unit}`;
-}
-
-// One value with its own time; stale ones say so in words, not only by their style.
-function reading(title, text, vital, now) {
-  const stale = now - Date.parse(vital.measured_at) > STALE_MS;
-  return element("span", { class: stale ? "vital stale" : "vital", title, "data-kind": vital.kind },
-    element("span", { class: "reading", text }), " ",
-    element("time", { datetime: vital.measured_at, text: when(vital.measured_at, now) }),
-    ...(stale ? [" ", element("span", { class: "stale-tag", text: "stale" })] : []));
-}
-
-function bloodPressure(kinds, now) {
-  const systolic = kinds.get("systolic_bp"), diastolic = kinds.get("diastolic_bp");
-  if (systolic && diastolic && systolic.measured_at === diastolic.measured_at) {
-    return [reading("Blood pressure", `BP ${systolic.value}/${diastolic.value} ${systolic.unit}`, systolic, now)];
-  }
-  return [ // measured apart (or only one of them): each with its own time
-    ...(systolic ? [reading("Systolic blood pressure", `BP ${systolic.value}/– ${systolic.unit}`, systolic, now)] : []),
-    ...(diastolic ? [reading("Diastolic blood pressure", `BP –/${diastolic.value} ${diastolic.unit}`, diastolic, now)] : []),
-  ];
-}
-
-function vitalsCell(patientId, now) {
-  const kinds = ward.latest.get(patientId);
-  if (!kinds || kinds.size === 0) return element("td", { class: "muted", text: ward.hasVitals ? "No vitals yet" : "—" });
-  const parts = [];
-  for (const [kind, short, long] of VITAL_LABELS) {
-    const vital = kinds.get(kind);
-    if (vital) parts.push(reading(kind === "consciousness" ? ACVPU[vital.value]?.[1] ?? long : long,
-      readingText(kind, short, vital), vital, now));
-    if (kind === "heart_rate") parts.push(...bloodPressure(kinds, now));
-  }
-  return element("td", {}, element("div", { class: "vitals" }, ...parts));
-}
-
-// NEWS2 by colour and in words, with the chart's response; incomplete names what is missing or stale.
-function news2Cell(patientId, now) {
-  const score = news2(ward.latest.get(patientId) ?? new Map(), { now, staleAfterMs: STALE_MS });
-  return element("td", { class: "news2", "data-band": score.band, "data-complete": String(score.complete) },
-    element("span", { class: "badge", text: score.text }),
-    element("span", { class: "response", text: score.response }));
-}
-
-function patientRow(patient, now) {
-  const name = fullName(patient);
-  const actions = element("td", { class: "row-actions" });
-  if (view.user?.role === "editor") {
-    actions.append(
-      element("button", { type: "button", class: "secondary", "data-action": "edit", "data-id": patient.id, "aria-label": `Edit ${name}`, text: "Edit" }),
-      element("button", { type: "button", class: "danger", "data-action": "discharge", "data-id": patient.id, "aria-label": `Discharge ${name}`, text: "Discharge" }));
-  }
-  return element("tr", { "data-id": patient.id },
-    element("th", { scope: "row", text: `${patient.last_name}, ${patient.first_name}` }),
-    element("td", {}, element("time", { datetime: patient.admission_date, text: timeFormat.format(new Date(patient.admission_date)) })),
-    news2Cell(patient.id, now), vitalsCell(patient.id, now), actions);
+// The tab says how many patients and the highest NEWS2, so a glance at a background tab is enough.
+function showTitle(scores) {
+  const totals = [...scores.values()].map((score) => score.total);
+  const count = `${ward.patients.size} patient${ward.patients.size === 1 ? "" : "s"}`;
+  document.title = view.user
+    ? `${count} · highest NEWS2 ${totals.length ? Math.max(...totals) : "–"} · Ward dashboard` : "Ward dashboard";
 }
 
 function render() {
   const focused = document.activeElement?.closest?.("#patient-rows button");
   const keep = focused && { id: focused.dataset.id, action: focused.dataset.action };
-  const rows = visiblePatients();
   const now = Date.now();
-  $("#patient-rows").replaceChildren(...rows.map((patient) => patientRow(patient, now)));
+  const scores = new Map([...ward.patients.keys()].map((id) =>
+    [id, news2(ward.latest.get(id) ?? new Map(), { now, staleAfterMs: STALE_MS })]));
+  const rows = visiblePatients(scores);
+  const editable = !WALL && view.user?.role === "editor";
+  $("#patient-rows").replaceChildren(...rows.map((patient) => patientRow(patient, scores.get(patient.id), {
+    now, staleMs: STALE_MS, hasVitals: ward.hasVitals, editable, latest: ward.latest.get(patient.id),
+    history: ward.history.get(patient.id) })));
   $("#empty").hidden = rows.length > 0;
   $("#count").textContent = `(${rows.length}${rows.length === ward.patients.size ? "" : ` of ${ward.patients.size}`})`;
   for (const th of document.querySelectorAll("th[data-sort]")) {
@@ -199,6 +95,7 @@ function render() {
     th.setAttribute("aria-sort", active ? view.direction : "none");
     th.querySelector(".arrow").textContent = active ? (view.direction === "ascending" ? "▲" : "▼") : "";
   }
+  showTitle(scores);
   if (keep) (document.querySelector(`#patient-rows button[data-id="${keep.id}"][data-action="${keep.action}"]`) ?? $("#search")).focus();
 }
 
@@ -269,6 +166,23 @@ async function discharge(event) {
   announce(`Discharged ${fullName(reply.data)}.`);
 }
 
+function startVitals(patient, trigger) {
+  entry.reset(patient);
+  $("#vitals-title").textContent = `Record vitals: ${fullName(patient)}`;
+  openDialog($("#vitals-dialog"), trigger);
+  $("#vitals-heart_rate").focus();
+}
+
+function vitalsSaved(patient, saved, complete) {
+  for (const vital of saved) ward.applyVital("create", vital);
+  render();
+  const count = `${saved.length} reading${saved.length === 1 ? "" : "s"}`;
+  if (complete) { closeDialog($("#vitals-dialog")); announce(`Recorded ${count} for ${fullName(patient)}.`); }
+  else if (saved.length) announce(`Recorded ${count} for ${fullName(patient)}; the others need correcting.`);
+}
+
+const entry = new VitalsEntry($("#vitals"), { request: (...args) => connection.request(...args), onSaved: vitalsSaved });
+
 // --- admit -----------------------------------------------------------------------------------
 
 function resetAdmit() {
@@ -314,7 +228,7 @@ function showWard(user) {
   $("#account").hidden = false;
   $("#connection").hidden = false;
   $("#whoami").textContent = `Signed in as ${user.username} (${user.role})`;
-  $("#admit-section").hidden = user.role !== "editor";
+  $("#admit-section").hidden = WALL || user.role !== "editor";
   resetAdmit();
   render();
   connection.start();
@@ -389,10 +303,23 @@ function wire() {
     const button = event.target.closest("button[data-action]");
     const patient = button && ward.patients.get(Number(button.dataset.id));
     if (!patient) return;
-    (button.dataset.action === "edit" ? startEdit : startDischarge)(patient, button);
+    ({ edit: startEdit, discharge: startDischarge, vitals: startVitals })[button.dataset.action](patient, button);
   });
 }
 
+// The wall has nothing to type into or press: its order is fixed (NEWS2, then name).
+function wallOnly() {
+  $(".search").hidden = true;
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.replaceChildren(th.querySelector("button").firstChild.textContent.trim());
+    th.removeAttribute("data-sort");
+    th.removeAttribute("aria-sort");
+  }
+  $("#news2-title").setAttribute("aria-sort", "descending");
+  $("#patients caption").textContent = "Current inpatients, the highest NEWS2 first, then by name";
+}
+
 wire();
+if (WALL) wallOnly();
 setInterval(render, 60_000); // readings turn stale as time passes, with no push to say so
 start();

@@ -1,6 +1,9 @@
 // One multiplexed /ws/ socket that reconnects with backoff: requests get promises, pushes a callback.
 
 const MAX_DELAY_MS = 5000;
+// While the page is open it asks the server who is signed in this often; each answer slides the
+// login session (server/accounts/sessions.py), so a wall display stays signed in while it is shown.
+const RENEW_SESSION_MS = 60 * 60 * 1000;
 
 export class Connection {
   // onStatus(state): "connecting" | "live" | "reconnecting" | "offline" (the page picks the words);
@@ -13,6 +16,7 @@ export class Connection {
     this.failures = 0;
     this.stopped = true;
     this.timer = null;
+    this.renewal = null;
     this.lastHeard = null; // Date.now() of the last frame from the server: what the data is as of
     window.addEventListener("offline", () => { if (!this.stopped) this.onStatus("offline"); });
     // Back online: a socket that looks open may be dead (or the pill was left at "Offline" while it
@@ -23,12 +27,15 @@ export class Connection {
   start() {
     this.stopped = false;
     this.failures = 0;
+    clearInterval(this.renewal);
+    this.renewal = setInterval(() => this.checkSession(), RENEW_SESSION_MS);
     this.open("connecting");
   }
 
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.renewal);
     if (this.ws) this.ws.close(1000, "Signed out");
     this.ws = null;
     this.onStatus("offline");

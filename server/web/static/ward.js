@@ -1,14 +1,25 @@
-// The ward's data: current inpatients and their latest vitals, kept current by list + subscribe (+ since).
+// The ward's data: current inpatients, their latest vitals and each vital's last 24 hours, kept
+// current by list + subscribe (+ since).
+import { DAY_MS } from "./spark.js";
 
 export const INPATIENTS = { dismissal_date__isnull: true };
 const SUBSCRIPTION = { patients: "dashboard:patients", vitals: "dashboard:vitals" };
 const VITALS_PAGE = 1000; // the latest measurements are enough to show each patient's latest values
+
+// Two pages at once: the latest readings (whatever their age) and the last 24 hours' (for the trends).
+function listVitals(connection) {
+  const lists = [{}, { filters: { measured_at__gte: new Date(Date.now() - DAY_MS).toISOString() } }].map((keys) =>
+    connection.request("vitals", "list", { ...keys, ordering: "-measured_at", limit: VITALS_PAGE }));
+  return Promise.all(lists).then((replies) => replies.find((reply) => reply.response_status !== 200) ??
+    { response_status: 200, data: { results: replies.flatMap((reply) => reply.data.results) } });
+}
 
 export class Ward {
   constructor(onChange) {
     this.onChange = onChange;   // called after every change of the data
     this.patients = new Map();  // id -> patient
     this.latest = new Map();    // patient id -> Map(kind -> vital)
+    this.history = new Map();   // patient id -> Map(kind -> [{id, t, value}]) of the last 24 hours
     this.cursors = {};          // stream -> cursor of the last change seen
     this.live = false;          // the server pushes changes (subscribe is supported)
     this.hasVitals = false;
@@ -18,6 +29,7 @@ export class Ward {
   clear() {
     this.patients.clear();
     this.latest.clear();
+    this.history.clear();
     this.cursors = {};
     this.onChange();
   }
@@ -29,7 +41,7 @@ export class Ward {
       (data) => this.loadPatients(data));
     this.live = patientsLive;
     this.hasVitals = await this.syncStream(connection, "vitals", undefined,
-      () => connection.request("vitals", "list", { ordering: "-measured_at", limit: VITALS_PAGE }),
+      () => listVitals(connection),
       (data) => this.loadVitals(data.results)).then(() => true, () => false);
     this.onChange();
     return this.live;
@@ -87,6 +99,7 @@ export class Ward {
 
   loadVitals(list) {
     this.latest = new Map();
+    this.history = new Map();
     for (const vital of list) this.applyVital("create", vital);
   }
 
@@ -96,11 +109,27 @@ export class Ward {
       for (const kinds of this.latest.values()) {
         for (const [kind, vital] of kinds) if (vital.id === data.pk) kinds.delete(kind);
       }
+      for (const kinds of this.history.values()) {
+        for (const [kind, points] of kinds) kinds.set(kind, points.filter((point) => point.id !== data.pk));
+      }
       return;
     }
+    this.remember(data);
     const kinds = this.latest.get(data.patient) ?? new Map();
     const known = kinds.get(data.kind);
     if (!known || known.id === data.id || known.measured_at <= data.measured_at) kinds.set(data.kind, data);
     this.latest.set(data.patient, kinds);
+  }
+
+  // A reading of the last 24 hours joins its trend (once, however often it is listed or pushed);
+  // older points fall off as new ones come.
+  remember(vital) {
+    const t = Date.parse(vital.measured_at), since = Date.now() - DAY_MS;
+    if (t <= since) return;
+    const kinds = this.history.get(vital.patient) ?? new Map();
+    const points = (kinds.get(vital.kind) ?? []).filter((point) => point.id !== vital.id && point.t > since);
+    points.push({ id: vital.id, t, value: vital.value });
+    kinds.set(vital.kind, points);
+    this.history.set(vital.patient, kinds);
   }
 }

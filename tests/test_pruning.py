@@ -41,7 +41,7 @@ async def stalled_while_pruned(database_url: str, grace_seconds: float) -> tuple
                                                 "FROM listener_marks", (grace_seconds,))[0][0]:
                         await asyncio.sleep(0.1)
                 expired = await prune_log(database_url, retain_seconds=7 * 86400.0, retain_rows=KEPT,
-                                          audit_seconds=0.001, grace_seconds=grace_seconds)
+                                          audit_seconds=0.001, grace_seconds=grace_seconds, settled=False)
             finally:
                 server.process.send_signal(signal.SIGCONT)
             received = []

@@ -199,14 +199,16 @@ class Listener:
             self.mark = high  # the first connection: live from now on
         elif high != self.mark:
             await self._hand_out(channel, high, 0)
-        recorded = await self._record(channel)
-        if recorded["missing"] or recorded["gaps"] != self._gaps:
-            await self._outrun(channel)
-        self._gaps = recorded["gaps"]
         self._passes_done = number
         self.health.caught_up_at = asyncio.get_running_loop().time()
         self.health.served(before_snapshot)
         self._announce()
+        # Then the mark is recorded (a subscriber does not wait for it); one registering meanwhile
+        # is ended too if this reveals a gap.
+        recorded = await self._record(channel)
+        if recorded["missing"] or recorded["gaps"] != self._gaps:
+            await self._outrun(channel)
+        self._gaps = recorded["gaps"]
 
     async def _hand_out(self, channel: Listening, high: Snapshot, after: int) -> None:
         """Publish the changes from the mark to `high` with ids above `after`, then move the mark."""

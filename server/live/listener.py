@@ -119,7 +119,8 @@ class Listener:
         self._retention = {"retain_seconds": retain_seconds, "retain_rows": retain_rows,
                            "audit_seconds": audit_seconds, "grace_seconds": grace_seconds}
         self.name = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"  # its row in listener_marks
-        self._gaps: int | None = None         # listener_marks.gaps when last recorded; None: no row yet
+        self._gaps: int | None = None         # listener_marks.gaps as of the last pass; None: no row yet
+        self._recorded: tuple[int, bool] = (0, False)  # gaps read by the latest record, and a row found missing
         self._recorded_at = 0.0               # event-loop time of the last heartbeat
         # Told the users whose credentials changed (None: anyone's may have): server/web/connection.py.
         self.on_credentials: Callable[[frozenset[int] | None], None] | None = None
@@ -192,7 +193,8 @@ class Listener:
         if self._unfinished is not None:  # cut short by a lost connection: finish it, from where it was
             await self._hand_out(channel, *self._unfinished)
         if self._gaps is None:  # recorded before the first mark is taken: pruning respects it from then on
-            self._gaps = (await self._record(channel))["gaps"]
+            await self._record(channel)
+            self._gaps, self._recorded = self._recorded[0], (self._recorded[0], False)
         before_snapshot = asyncio.get_running_loop().time()
         high = await self._snapshot(channel)
         if self.mark is None:
@@ -205,10 +207,11 @@ class Listener:
         self._announce()
         # Then the mark is recorded (a subscriber does not wait for it); one registering meanwhile
         # is ended too if this reveals a gap.
-        recorded = await self._record(channel)
-        if recorded["missing"] or recorded["gaps"] != self._gaps:
+        await self._record(channel)
+        gaps, missing = self._recorded
+        if missing or gaps != self._gaps:
             await self._outrun(channel)
-        self._gaps = recorded["gaps"]
+        self._gaps, self._recorded = gaps, (gaps, False)
 
     async def _hand_out(self, channel: Listening, high: Snapshot, after: int) -> None:
         """Publish the changes from the mark to `high` with ids above `after`, then move the mark."""
@@ -238,23 +241,24 @@ class Listener:
         async with asyncio.timeout(self._timeout):
             return Snapshot.parse((await channel.fetch_one("changes.snapshot"))["snapshot"])
 
-    async def _record(self, channel: Listening) -> Mapping[str, Any]:
-        """This listener's mark and heartbeat into listener_marks; its gaps count and whether the row was missing."""
+    async def _record(self, channel: Listening) -> None:
+        """This listener's mark and heartbeat into listener_marks; notes its gaps and whether its row
+        was missing (kept until the end of the pass: a heartbeat mid-pass must not hide it)."""
         mark = None if self.mark is None else str(self.mark)
         async with asyncio.timeout(self._timeout):
             row = await channel.fetch_one("changes.record_mark", {"name": self.name, "mark": mark})
         assert row is not None
+        self._recorded = (row["gaps"], self._recorded[1] or row["missing"])
         self._recorded_at = asyncio.get_running_loop().time()
-        return row
 
     async def _outrun(self, channel: Listening) -> None:
         """Pruning deleted changes this listener had not read (it was silent past the grace period):
         every subscription ends with 410, and the mark moves past what was deleted -- a snapshot taken
         now sees every deletion just learnt of -- before anyone can subscribe at the old one."""
         self.mark = await self._snapshot(channel)
-        ended = self._registry.lose_all()
-        log.warning("the change log was pruned past this server's listener while it was silent: "
-                    "%d subscriptions ended with 410", ended)
+        if ended := self._registry.lose_all():
+            log.warning("the change log was pruned past this server's listener while it was silent: "
+                        "%d subscriptions ended with 410", ended)
 
     def _announce(self) -> None:
         self._progress.set()

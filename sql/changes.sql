@@ -74,7 +74,9 @@ SELECT xid::text AS xid, id FROM changes_pruned;
 -- as if pruned up to now: the restored data may lack what such a client already has. (A cursor
 -- beyond this cluster's transaction ids, after a restore into another one, is refused with 400 as
 -- "from another database": either way the client lists again.)
-WITH rewritten AS (UPDATE changes SET xid = '3' RETURNING id)
+-- The listeners recorded in the backup are not this cluster's: their marks go.
+WITH rewritten AS (UPDATE changes SET xid = '3' RETURNING id),
+     forgotten AS (DELETE FROM listener_marks)
 UPDATE changes_pruned SET xid = pg_snapshot_xmax(pg_current_snapshot()),
                           id = coalesce((SELECT max(id) FROM rewritten), changes_pruned.id);
 

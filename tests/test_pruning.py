@@ -37,9 +37,10 @@ async def stalled_while_pruned(database_url: str, grace_seconds: float) -> tuple
             try:
                 ids = [row[0] for _ in range(4) for row in sql(database_url, INSERT, (ROWS // 4,))]
                 if grace_seconds < 60:  # until the stopped server's heartbeat is older than the grace
-                    while not sql(database_url, "SELECT bool_and(heartbeat_at < now() - make_interval(secs => %s)) "
-                                                "FROM listener_marks", (grace_seconds,))[0][0]:
-                        await asyncio.sleep(0.1)
+                    async with asyncio.timeout(30):
+                        while not sql(database_url, "SELECT bool_and(heartbeat_at < now() - make_interval(secs => %s)) "
+                                                    "FROM listener_marks", (grace_seconds,))[0][0]:
+                            await asyncio.sleep(0.1)
                 expired = await prune_log(database_url, retain_seconds=7 * 86400.0, retain_rows=KEPT,
                                           audit_seconds=0.001, grace_seconds=grace_seconds, settled=False)
             finally:

@@ -61,7 +61,8 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LISTENER] = listener = Listener(
         app[DB], app[SUBSCRIPTIONS], poll_seconds=config.changes_poll_seconds,
         timeout=config.db_timeout_seconds, retain_seconds=config.changes_retain_seconds,
-        retain_rows=config.changes_retain_rows, audit_seconds=config.audit_retain_seconds)
+        retain_rows=config.changes_retain_rows, audit_seconds=config.audit_retain_seconds,
+        grace_seconds=config.changes_listener_grace_seconds)
     tasks = [asyncio.create_task(listener.run()),
              asyncio.create_task(listener.prune_every(config.changes_prune_seconds))]
     try:  # serve once caught up, so /readyz (and READY=1) hold from the first request
@@ -72,6 +73,7 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.cancel()
     await asyncio.wait(tasks)
+    await listener.forget()
 
 
 async def connections_ctx(app: web.Application) -> AsyncIterator[None]:

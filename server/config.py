@@ -57,6 +57,9 @@ class Config:
     audit_retain_seconds: float = 366 * 24 * 3600.0
     changes_prune_seconds: float = 60.0   # how often each process prunes the change log
     changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
+    # A change listener (of any server on the database) that has not recorded its mark for this long
+    # stops holding pruning back; it ends its subscriptions with 410 if it then missed changes.
+    changes_listener_grace_seconds: float = 60.0
     # Limits (server/web/limits.py). Socket caps count per server process (per worker with --workers).
     max_sockets: int = 10000              # open sockets in total; over: 503 before the upgrade
     max_sockets_per_user: int = 200       # open sockets of one user; over: 429 before the upgrade
@@ -77,6 +80,10 @@ class Config:
                 raise ConfigError(field.name, getattr(self, field.name), reason)
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError("db_pool_min", self.db_pool_min, f"must be at most db_pool_max ({self.db_pool_max})")
+        if self.changes_listener_grace_seconds <= self.changes_poll_seconds:
+            raise ConfigError("changes_listener_grace_seconds", self.changes_listener_grace_seconds,
+                              f"must be more than changes_poll_seconds ({self.changes_poll_seconds:g}): "
+                              "an idle listener records its mark that often")
 
 
 class ConfigError(ValueError):

@@ -56,6 +56,15 @@ def sql(url: str, statement: str, params: Any = None) -> list[tuple]:
         connection.close()
 
 
+async def listeners_settled(url: str, grace_seconds: float) -> None:
+    """Until every live listener's recorded mark sees every change (at most 10 s)."""
+    behind = ("SELECT count(*) FROM listener_marks m WHERE heartbeat_at >= now() - make_interval(secs => %s) "
+              "AND EXISTS (SELECT FROM changes c WHERE NOT pg_visible_in_snapshot(c.xid, m.mark))")
+    async with asyncio.timeout(10):
+        while sql(url, behind, (grace_seconds,))[0][0]:
+            await asyncio.sleep(0.02)
+
+
 class NoOne:
     """An audience nobody is in: a listener for it moves its mark and reads no change."""
 
@@ -65,16 +74,26 @@ class NoOne:
     def publish(self, change: Change, cursor: Cursor) -> None:
         raise AssertionError("nobody listens")
 
+    def lose_all(self) -> int:
+        return 0
 
-async def prune_log(url: str, *, retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 86400.0) -> int:
+
+async def prune_log(url: str, *, retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 86400.0,
+                    grace_seconds: float = 60.0, settled: bool = True) -> int:
     """Prune the change log from a process of its own, as another server process would; how many went.
 
-    A process prunes only changes its listener's mark sees; this one's first pass makes the mark see
-    every change committed before the call, so everything committed past retention goes. The server
-    under test learns of it from the database (changes_pruned), as it would from a neighbour's pruning."""
+    Pruning takes only changes every live listener's mark sees (the server's under test, and this
+    one's, whose first pass sees every change committed before the call); a listener silent for more
+    than grace_seconds does not count. With `settled`, first wait (bounded) until every live listener
+    has recorded a mark past every change: a server records its mark just after handing changes
+    out, so a test that has just received a push may otherwise prune before it has. The server under
+    test learns of it from the database (changes_pruned, listener_marks), as from a neighbour's pruning."""
+    if settled:
+        await listeners_settled(url, grace_seconds)
     db = await open_database(url, load_queries(PROJECT_DIR / "sql"), minsize=1, maxsize=1, timeout=10.0)
-    listener = Listener(db, NoOne(), poll_seconds=60.0, timeout=10.0, retain_seconds=retain_seconds,
-                        retain_rows=retain_rows, audit_seconds=audit_seconds)
+    listener = Listener(db, NoOne(), poll_seconds=60.0, timeout=10.0,
+                        retain_seconds=retain_seconds, retain_rows=retain_rows, audit_seconds=audit_seconds,
+                        grace_seconds=grace_seconds)
     following = asyncio.create_task(listener.run())
     try:
         await listener.position()
@@ -82,4 +101,5 @@ async def prune_log(url: str, *, retain_seconds: float, retain_rows: int, audit_
     finally:
         following.cancel()
         await asyncio.wait([following])
+        await listener.forget()
         await db.close()

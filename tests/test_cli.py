@@ -15,7 +15,7 @@ from tests.pg import cloned_database
 from tests.processes import ServerProcess, free_port, server_command, server_environment
 
 ALL_MIGRATIONS = ("0001_users, 0002_patients, 0003_roles, 0004_changes, 0005_vitals, 0006_accounts, 0007_validation, "
-                  "0008_news2_kinds")
+                  "0008_news2_kinds, 0010_listener_marks")
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_migrate_applies_in_order_once(empty_url: str) -> None:
     assert again.returncode == 0 and again.stdout == "database is up to date\n"
     assert query(empty_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
         (1, "users"), (2, "patients"), (3, "roles"), (4, "changes"), (5, "vitals"), (6, "accounts"), (7, "validation"),
-        (8, "news2_kinds")]
+        (8, "news2_kinds"), (10, "listener_marks")]
 
 
 def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:
@@ -139,7 +139,7 @@ def test_roles_passwd_deactivate_and_users(database_url: str) -> None:
                    "no user 'nobody'")
     off = run(database_url, "deactivate", "writer")
     assert off.returncode == 0 and off.stderr == (
-        "deactivated writer: token revoked, sessions ended, open sockets close within 30 s\n")
+        "deactivated writer: token revoked, sessions ended, open sockets close at once\n")
     one_line_error(run(database_url, "deactivate", "nobody"), "no user 'nobody'")
     listing = run(database_url, "users")
     assert listing.returncode == 0
@@ -171,7 +171,7 @@ def test_role_reactivate_and_delete_without_sql(database_url: str) -> None:
     assert run(database_url, "token", "ed").returncode == 0
     changed = run(database_url, "role", "ed", "viewer")
     assert changed.returncode == 0 and changed.stderr == (
-        "ed is now a viewer; its open sockets reconnect with it within 30 s\n")
+        "ed is now a viewer; its open sockets close now and reconnect with it\n")
     one_line_error(run(database_url, "role", "nobody", "editor"), "no user 'nobody'")
     assert run(database_url, "role", "ed", "admin").returncode == 2  # argparse: invalid choice
     assert run(database_url, "deactivate", "ed").returncode == 0

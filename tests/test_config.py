@@ -33,6 +33,9 @@ from tests.processes import server_command, server_environment
     ("DASHBOARD_ALLOWED_HOSTS", "ward.example:443", "'ward.example:443' is not a host name"),
     ("DASHBOARD_DB_POOL_MIN", "30", "db_pool_min = '30' (from environment variable DASHBOARD_DB_POOL_MIN): "
                                     "must be at most db_pool_max (20)"),
+    ("DASHBOARD_CHANGES_LISTENER_GRACE_SECONDS", "5", "changes_listener_grace_seconds = '5' (from environment "
+                                                      "variable DASHBOARD_CHANGES_LISTENER_GRACE_SECONDS): must be "
+                                                      "more than changes_poll_seconds (5)"),
 ])
 def test_a_refused_variable_is_named_with_what_is_allowed(variable: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as refused:

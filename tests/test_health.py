@@ -18,6 +18,7 @@ from server import __version__
 from server.app import AccessLogger, create_app
 from server.config import Config
 from tests.conftest import ADA, TEST_SECRET, Socket, create, scrape, value
+from tests.pg import migrate_url
 
 
 async def test_healthz_and_readyz_say_nothing_else(client: TestClient) -> None:
@@ -92,6 +93,7 @@ async def test_readyz_follows_the_database(aiohttp_client: Any) -> None:
     base.chmod(0o755)  # as root, the cluster's system user must reach it
     embedded = start_embedded(base / "var")
     try:
+        await migrate_url(embedded.url)  # the listener records its mark in listener_marks
         config = Config(db_timeout_seconds=2.0, session_key=TEST_SECRET, database_url=embedded.url)
         server = TestServer(create_app(config))
         await server.start_server(access_log_class=AccessLogger)

@@ -44,8 +44,10 @@ async def test_a_viewer_reads_but_cannot_write_on_either_transport(client, token
 
 
 async def closed_with(connection, code: int) -> None:
+    # The code the server's close frame carries: the client's own close_code may say 1006 when the
+    # server, closing at once on a notification, does not wait for a reply the client sends late.
     message = await connection.receive(timeout=10)
-    assert message.type == WSMsgType.CLOSE and connection.close_code == code, message
+    assert message.type == WSMsgType.CLOSE and message.data == code, message
 
 
 async def test_deactivation_closes_open_sockets_with_4401_and_stops_the_token_at_once(client, token: str) -> None:

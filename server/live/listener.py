@@ -21,6 +21,17 @@ pushes). The reasoning about snapshots is in server/live/cursors.py.
 When the connection is lost (pg_terminate_backend, a restart), the listener reconnects with
 backoff, LISTENs again *before* reading, and the next pass reads from the mark: whatever
 committed while it was away is delivered then, once.
+
+Pruning must not delete what a listener has yet to read, whichever process prunes: after each
+pass the listener records its mark, with a heartbeat, in listener_marks (one row per listener of
+every server), and pruning keeps every change a live mark does not see. A listener silent past the
+grace period (stopped, stuck) stops counting; if pruning then deletes changes it had not read, the
+row's `gaps` says so, and the listener ends every subscription of its process with a 410 push
+("Cursor expired, list again.", as for an expired `since`) instead of missing them in silence.
+
+The same connection hears of changed credentials (a user id, sent by triggers when the change
+commits): they go to `on_credentials`, which the open sockets set (server/web/connection.py); None
+means "anyone's, maybe" (after a reconnect, when notifications may have been missed).
 """
 from __future__ import annotations
 
@@ -28,6 +39,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import secrets
+import socket
 from typing import Any, AsyncIterator, Callable, Mapping, Protocol
 
 from server.errors import Gone, Unavailable
@@ -40,6 +54,7 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "dashboard-server listener"  # how an operator (or a test) finds its connection
 PAGE = 500                                      # change rows read per query
 BACKOFF_SECONDS = (0.1, 5.0)                    # first and longest wait before reconnecting
+CHANGES, CREDENTIALS = "dashboard_changes", "dashboard_credentials"  # the channels (sql/changes.sql, listen)
 
 
 class Audience(Protocol):
@@ -48,6 +63,8 @@ class Audience(Protocol):
     def __bool__(self) -> bool: ...          # anyone at all? With no one, nothing is read
 
     def publish(self, change: Change, cursor: Cursor) -> None: ...
+
+    def lose_all(self) -> int: ...           # changes were pruned before they were read: end every subscription (410)
 
 
 @dataclasses.dataclass
@@ -93,13 +110,20 @@ class Listener:
     """Follows the change log for this process; subscriptions register against its mark."""
 
     def __init__(self, db: Database, registry: Audience, *, poll_seconds: float, timeout: float,
-                 retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 24 * 3600.0) -> None:
+                 retain_seconds: float, retain_rows: int, audit_seconds: float = 366 * 24 * 3600.0,
+                 grace_seconds: float = 60.0) -> None:
         self._db = db
         self._registry = registry
         self._poll_seconds = poll_seconds
         self._timeout = timeout
         self._retention = {"retain_seconds": retain_seconds, "retain_rows": retain_rows,
-                           "audit_seconds": audit_seconds}
+                           "audit_seconds": audit_seconds, "grace_seconds": grace_seconds}
+        self.name = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"  # its row in listener_marks
+        self._gaps: int | None = None         # listener_marks.gaps as of the last pass; None: no row yet
+        self._recorded: tuple[int, bool] = (0, False)  # gaps read by the latest record, and a row found missing
+        self._recorded_at = 0.0               # event-loop time of the last heartbeat
+        # Told the users whose credentials changed (None: anyone's may have): server/web/connection.py.
+        self.on_credentials: Callable[[frozenset[int] | None], None] | None = None
         self.mark: Snapshot | None = None     # every change this snapshot sees has been handed out
         self.busy = False                     # a pass is handing out changes (between pages)
         self._unfinished: tuple[Snapshot, int] | None = None   # (high, last id handed out) of a pass
@@ -116,6 +140,7 @@ class Listener:
             try:
                 async with self._db.listen("changes.listen", APPLICATION_NAME) as channel:
                     self.health.connected, delay = True, BACKOFF_SECONDS[0]
+                    self._credentials_changed(None)  # any heard of while away were missed
                     await self._follow(channel)
             except Unavailable:
                 pass  # logged by server.store.db
@@ -148,20 +173,30 @@ class Listener:
     async def _forward(self, channel: Listening) -> None:
         try:
             while True:
-                await channel.notified()
-                self.health.pending(asyncio.get_running_loop().time())
-                self._wake.set()
+                notes = await channel.notified()
+                users = frozenset(int(payload) for name, payload in notes if name == CREDENTIALS and payload.isdigit())
+                if users:
+                    self._credentials_changed(users)
+                if any(name == CHANGES for name, _ in notes):
+                    self.health.pending(asyncio.get_running_loop().time())
+                    self._wake.set()
         finally:
             self._wake.set()
+
+    def _credentials_changed(self, users: frozenset[int] | None) -> None:
+        if self.on_credentials is not None:
+            self.on_credentials(users)
 
     async def _pass(self, channel: Listening) -> None:
         self._passes_started += 1
         number = self._passes_started
         if self._unfinished is not None:  # cut short by a lost connection: finish it, from where it was
             await self._hand_out(channel, *self._unfinished)
+        if self._gaps is None:  # recorded before the first mark is taken: pruning respects it from then on
+            await self._record(channel)
+            self._gaps, self._recorded = self._recorded[0], (self._recorded[0], False)
         before_snapshot = asyncio.get_running_loop().time()
-        async with asyncio.timeout(self._timeout):
-            high = Snapshot.parse((await channel.fetch_one("changes.snapshot"))["snapshot"])
+        high = await self._snapshot(channel)
         if self.mark is None:
             self.mark = high  # the first connection: live from now on
         elif high != self.mark:
@@ -170,6 +205,13 @@ class Listener:
         self.health.caught_up_at = asyncio.get_running_loop().time()
         self.health.served(before_snapshot)
         self._announce()
+        # Then the mark is recorded (a subscriber does not wait for it); one registering meanwhile
+        # is ended too if this reveals a gap.
+        await self._record(channel)
+        gaps, missing = self._recorded
+        if missing or gaps != self._gaps:
+            await self._outrun(channel)
+        self._gaps, self._recorded = gaps, (gaps, False)
 
     async def _hand_out(self, channel: Listening, high: Snapshot, after: int) -> None:
         """Publish the changes from the mark to `high` with ids above `after`, then move the mark."""
@@ -191,7 +233,32 @@ class Listener:
                 self._unfinished = (high, after)
             if len(rows) < PAGE:
                 break
+            if asyncio.get_running_loop().time() - self._recorded_at > self._poll_seconds:
+                await self._record(channel)  # a long pass: the heartbeat (the mark is still `low`)
         self.mark, self.busy, self._unfinished = high, False, None
+
+    async def _snapshot(self, channel: Listening) -> Snapshot:
+        async with asyncio.timeout(self._timeout):
+            return Snapshot.parse((await channel.fetch_one("changes.snapshot"))["snapshot"])
+
+    async def _record(self, channel: Listening) -> None:
+        """This listener's mark and heartbeat into listener_marks; notes its gaps and whether its row
+        was missing (kept until the end of the pass: a heartbeat mid-pass must not hide it)."""
+        mark = None if self.mark is None else str(self.mark)
+        async with asyncio.timeout(self._timeout):
+            row = await channel.fetch_one("changes.record_mark", {"name": self.name, "mark": mark})
+        assert row is not None
+        self._recorded = (row["gaps"], self._recorded[1] or row["missing"])
+        self._recorded_at = asyncio.get_running_loop().time()
+
+    async def _outrun(self, channel: Listening) -> None:
+        """Pruning deleted changes this listener had not read (it was silent past the grace period):
+        every subscription ends with 410, and the mark moves past what was deleted -- a snapshot taken
+        now sees every deletion just learnt of -- before anyone can subscribe at the old one."""
+        self.mark = await self._snapshot(channel)
+        if ended := self._registry.lose_all():
+            log.warning("the change log was pruned past this server's listener while it was silent: "
+                        "%d subscriptions ended with 410", ended)
 
     def _announce(self) -> None:
         self._progress.set()
@@ -247,8 +314,13 @@ class Listener:
         delete those past the audit retention too; returns how many newly expired."""
         if self.mark is None:
             return 0
-        row = await self._db.fetch_one("changes.prune", {**self._retention, **limits, "mark": str(self.mark)})
+        row = await self._db.fetch_one("changes.prune", {**self._retention, **limits})
         return int(row["count"])
+
+    async def forget(self) -> None:
+        """Once stopped: remove this listener's mark, which would hold pruning back until the grace ends."""
+        with contextlib.suppress(Unavailable):
+            await self._db.execute("changes.forget_mark", {"name": self.name})
 
     async def prune_every(self, seconds: float) -> None:
         while True:

@@ -15,7 +15,7 @@ import logging
 from typing import Any, Mapping, Protocol
 
 from server.accounts.users import User
-from server.errors import ApiError, BadRequest, InternalError, TooManySubscriptions
+from server.errors import ApiError, BadRequest, Gone, InternalError, TooManySubscriptions
 from server.live.cursors import INVALID_CURSOR, Cursor, Snapshot
 from server.live.filters import FilterTerm
 from server.live.listener import Listener
@@ -37,7 +37,7 @@ class Sink(Protocol):
         """A replayed push: waits for room, like a reply."""
 
     def refuse(self, sub: Subscription, error: ApiError) -> None:
-        """The subscription could not start after all: a late error reply to its subscribe."""
+        """The subscription could not start or go on: a late error reply to its subscribe action."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -49,10 +49,15 @@ class Subscription:
     request_id: Any
     pk: int | None = None                  # subscribe_instance; None for subscribe
     terms: tuple[FilterTerm, ...] = ()     # subscribe's filters
+    ended: bool = False                    # by an error push: nothing more is sent for it
 
     @functools.cached_property
     def request_id_json(self) -> str:
         return json.dumps(self.request_id)
+
+    @property
+    def action(self) -> str:
+        return "subscribe" if self.pk is None else "subscribe_instance"
 
     def event(self, push: Push) -> Event | None:
         if not self.stream.allows(self.owner.user, "retrieve"):
@@ -111,6 +116,14 @@ class Registry:
 
     def __bool__(self) -> bool:
         return bool(self._instances or self._streams)
+
+    def lose_all(self) -> int:
+        """Changes were pruned before this process read them: every subscription ends with a 410
+        push (the client lists again); returns how many."""
+        subs = [sub for table in (self._instances, self._streams) for watchers in table.values() for sub in watchers]
+        for sub in subs:
+            sub.owner.end(sub, Gone())
+        return len(subs)
 
 
 def request_key(request_id: Any) -> str:
@@ -198,18 +211,20 @@ class SocketSubscriptions:
             return
         try:
             async for change, cursor in self.listener.replay(sub.stream.name, since, target):
-                if self.sink.closing:
+                if self.sink.closing or sub.ended:
                     return
                 event = sub.event(Push(sub.stream, change, cursor))
                 if event is not None:
                     await self.sink.deliver_paced(sub, event)
         except ApiError as exc:  # pruned meanwhile (410), or the database went away (503)
-            self._fail(sub, exc)
+            self.end(sub, exc)
         except Exception:
             log.exception("replay failed: stream %s", sub.stream.name)
-            self._fail(sub, InternalError())
+            self.end(sub, InternalError())
 
-    def _fail(self, sub: Subscription, error: ApiError) -> None:
+    def end(self, sub: Subscription, error: ApiError) -> None:
+        """The subscription stops, and its last push says why."""
+        sub.ended = True
         self.cancel(sub)
         self.sink.refuse(sub, error)
 

@@ -157,12 +157,13 @@ class Listening(Session):
         self._connection = connection
         self._outages = outages
 
-    async def notified(self) -> None:
-        """Wait for the next notification, then take every queued one (they only say "look")."""
+    async def notified(self) -> list[tuple[str, str]]:
+        """Wait for the next notification, then take every queued one: (channel, payload) each."""
         with translated(self._outages):
-            await self._connection.notifies.get()
+            notes = [await self._connection.notifies.get()]
             while not self._connection.notifies.empty():
-                await self._connection.notifies.get()
+                notes.append(self._connection.notifies.get_nowait())
+        return [(note.channel, note.payload) for note in notes]
 
 
 class Database:

@@ -11,7 +11,7 @@ import itertools
 import json
 import logging
 import time
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Collection, Mapping
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
@@ -142,7 +142,7 @@ class Connection:
         await self.outbox.put_paced(push_frame(sub, event))
 
     def refuse(self, sub: Subscription, error: ApiError) -> None:
-        reply = envelope(error.status, errors=error.errors, action="subscribe", request_id=sub.request_id)
+        reply = envelope(error.status, errors=error.errors, action=sub.action, request_id=sub.request_id)
         self.outbox.put(encode(sub.stream.name, reply))
 
     # Closing.
@@ -218,6 +218,8 @@ class Connections:
         self.max_page_size, self.max_request_id_bytes = config.max_page_size, config.max_request_id_bytes
         self.counter = SocketCounter(config.max_sockets, config.max_sockets_per_user)
         self._open: dict[Connection, None] = {}
+        self._changed: set[int] | None = set()   # users whose credentials changed, unchecked (None: anyone's)
+        self._recheck = asyncio.Event()
 
     def connect(self, ws: web.WebSocketResponse, request: web.BaseRequest, principal: Principal) -> Connection:
         connection = Connection(self, ws, request, principal)
@@ -240,9 +242,11 @@ class Connections:
         await asyncio.gather(*(connection.close_gracefully() for connection in list(self._open)),
                              return_exceptions=True)
 
-    async def close_revoked(self) -> int:
-        """One check of every open socket's token or session; returns how many were closed."""
-        connections = [connection for connection in self._open if not connection.ws.closed]
+    async def close_revoked(self, users: Collection[int] | None = None) -> int:
+        """One check of the open sockets' tokens or sessions (of these users' only, unless None);
+        returns how many were closed."""
+        connections = [connection for connection in self._open if not connection.ws.closed
+                       and (users is None or connection.principal.user.id in users)]
         if not connections:
             return 0
         digests = sorted({connection.principal.credential for connection in connections})
@@ -257,20 +261,39 @@ class Connections:
 
     @contextlib.asynccontextmanager
     async def watching_credentials(self) -> AsyncIterator[None]:
-        """While open: every credential_check_seconds, a revoked token or disabled user is closed 4401."""
+        """While open: a revoked token, ended session, changed role or disabled user closes its sockets
+        4401 as soon as the listener hears of it (from any server), and every credential_check_seconds
+        all sockets are checked anyway (a notification missed)."""
+        self.listener.on_credentials = self.credentials_changed
         task = asyncio.create_task(self._watch())
         try:
             yield
         finally:
+            self.listener.on_credentials = None
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def credentials_changed(self, users: frozenset[int] | None) -> None:
+        """These users' credentials changed (None: anyone's may have): check their sockets now."""
+        if self._changed is not None:
+            self._changed = None if users is None else self._changed | users
+        self._recheck.set()
+
     async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        every = self.config.credential_check_seconds
+        deadline = loop.time() + every
         while True:
-            await asyncio.sleep(self.config.credential_check_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._recheck.wait()
+            self._recheck.clear()
+            users, self._changed = self._changed, set()
+            if loop.time() >= deadline:
+                users, deadline = None, loop.time() + every
             try:
-                await self.close_revoked()
+                await self.close_revoked(users)
             except Unavailable:
                 pass  # the database is away: keep the sockets, check again next time (logged by store.db)
             except Exception:

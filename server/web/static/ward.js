@@ -36,6 +36,7 @@ export class Ward {
 
   // After every (re)connect: resume where we were, or list again.
   async sync(connection) {
+    this.connection = connection;
     const patientsLive = await this.syncStream(connection, "patients", INPATIENTS,
       () => connection.request("patients", "list", { filters: INPATIENTS, ordering: "id" }),
       (data) => this.loadPatients(data));
@@ -73,6 +74,11 @@ export class Ward {
 
   push(stream, payload) {
     if (payload.request_id !== SUBSCRIPTION[stream]) return;
+    if (payload.response_status === 410) { // the server lost changes we had not seen: list again
+      delete this.cursors[stream];
+      this.sync(this.connection).catch(() => this.connection.ws?.close(4000, "Resync failed"));
+      return;
+    }
     if (payload.cursor) this.cursors[stream] = payload.cursor;
     if (this.buffering[stream]) this.buffering[stream].push(payload);
     else { this.apply(stream, payload); this.onChange(); }

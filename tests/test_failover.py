@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
 import time
 from collections import Counter
 from typing import Any, Iterator
@@ -12,8 +13,8 @@ from typing import Any, Iterator
 import aiohttp
 import pytest
 
-from tests.conftest import ADA, error, ok
-from tests.processes import ServerProcess, make_token
+from tests.conftest import ADA, TEST_SECRET, error, ok
+from tests.processes import ServerProcess, free_port, make_token, server_command, server_environment
 from tests.replicas import ReplicatedPostgres
 
 pytestmark = [pytest.mark.embedded, pytest.mark.failover]
@@ -113,6 +114,25 @@ async def ready_statuses(session: aiohttp.ClientSession, server: ServerProcess, 
             if not seen or seen[-1] != response.status:
                 seen.append(response.status)
         await asyncio.sleep(0.1)
+
+
+def command(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(server_command(*args), env=server_environment(url, {"DASHBOARD_SESSION_KEY": TEST_SECRET}),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_command_finds_the_primary_wherever_the_url_lists_it(replicas: ReplicatedPostgres) -> None:
+    standby_first = (f"postgresql://postgres@127.0.0.1:{replicas.standby.port},127.0.0.1:{replicas.primary.port}"
+                     f"/dashboard?target_session_attrs=read-write")
+    assert command(standby_first, "createuser", "ward", "--role", "viewer").returncode == 0
+    assert "ward" in command(standby_first, "users").stdout
+    assert replicas.query(replicas.standby, "SELECT username FROM users WHERE username = 'ward'") == [("ward",)]
+    # No host that accepts a read-write session: one line, each host's refusal in it.
+    nowhere = f"postgresql://postgres@127.0.0.1:{replicas.standby.port},127.0.0.1:{free_port()}/dashboard" \
+              "?target_session_attrs=read-write"
+    refused = command(nowhere, "users")
+    assert refused.returncode != 0 and refused.stdout == "" and len(refused.stderr.splitlines()) == 1, refused
+    assert f"127.0.0.1:{replicas.standby.port}: " in refused.stderr and "Connection refused" in refused.stderr
 
 
 async def test_a_failover_loses_no_acknowledged_write_and_no_change(replicas: ReplicatedPostgres) -> None:

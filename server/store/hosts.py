@@ -55,7 +55,7 @@ class Hosts:
     async def locate(self, probe: Probe) -> bool:
         """The first address, in the URL's order, that accepts (at start: no host is known to fail)."""
         async with self._lock:
-            return await self._search(probe, 0)
+            return await self._search(probe, 0, announce=False)
 
     async def relocate(self, generation: int, probe: Probe) -> bool:
         """After a connect started at `generation` failed: whether to connect once more, to `current`
@@ -66,9 +66,9 @@ class Hosts:
             if generation != self._searches:
                 return True
             # The failed host last: one that does not answer at all then costs nothing the first time.
-            return await self._search(probe, self._position + 1)
+            return await self._search(probe, self._position + 1, announce=True)
 
-    async def _search(self, probe: Probe, start: int) -> bool:
+    async def _search(self, probe: Probe, start: int, announce: bool) -> bool:
         self.refusals = []
         try:
             for offset in range(len(self._listed)):
@@ -80,7 +80,7 @@ class Hosts:
                         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                         self.refusals.append(f"{attempt['host']}:{attempt['port']}: {reason}")
                         continue
-                    if attempt != self.current:
+                    if announce and attempt != self.current:
                         log.warning("database: connections go to %s:%s now", attempt["host"], attempt["port"])
                     self.current, self._position = attempt, position
                     return True

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 import re
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 import aiopg
 import psycopg2
@@ -28,6 +28,10 @@ UNAVAILABLE = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+
+# A connect that failed (uvloop: RuntimeError from a closed watcher): with several hosts, look for another.
+CONNECT_FAILURES = (psycopg2.Error, OSError, RuntimeError)
 
 
 class DatabaseUnavailable(Exception):
@@ -187,7 +191,13 @@ class Database:
         try:
             with translated(self.outages, connecting=True):
                 async with asyncio.timeout(self._timeout):
-                    connection = await self._following(self._pool.acquire)
+                    searches = self._hosts.searches
+                    try:
+                        connection = await self._pool.acquire()
+                    except CONNECT_FAILURES:
+                        if not await self._relocated(searches):
+                            raise
+                        connection = await self._pool.acquire()
         finally:
             self._waiting -= 1
         if self.outages.failures:
@@ -209,9 +219,13 @@ class Database:
         `listen_query`; queries and notifications on it. Driver errors become Unavailable."""
         with translated(self.outages, connecting=True):
             async with asyncio.timeout(self._timeout):
-                connection = await self._following(lambda: aiopg.connect(
-                    current_dsn(self._url, self._hosts), timeout=self._timeout, options="-c TimeZone=UTC",
-                    application_name=application_name, connection_factory=new_connection))
+                searches = self._hosts.searches
+                try:
+                    connection = await self._connect(application_name)
+                except CONNECT_FAILURES:
+                    if not await self._relocated(searches):
+                        raise
+                    connection = await self._connect(application_name)
         try:
             with translated(self.outages):
                 # No cursor context: closing the connection closes it, and a cursor close that fails
@@ -222,16 +236,15 @@ class Database:
         finally:
             connection.close()
 
-    async def _following(self, connect: Callable[[], Awaitable[aiopg.Connection]]) -> aiopg.Connection:
-        """connect(); when that fails and the URL names several hosts, look for the one that accepts
-        now (after a failover: the promoted standby) and connect() once more (server/store/hosts.py)."""
-        generation = self._hosts.generation()
-        try:
-            return await connect()
-        except (psycopg2.Error, OSError, RuntimeError):
-            if not await self._hosts.relocate(generation, functools.partial(probe, self._url, self._timeout)):
-                raise
-        return await connect()
+    async def _connect(self, application_name: str) -> aiopg.Connection:
+        return await aiopg.connect(current_dsn(self._url, self._hosts), timeout=self._timeout,
+                                   options="-c TimeZone=UTC", application_name=application_name,
+                                   connection_factory=new_connection)
+
+    async def _relocated(self, searches: int) -> bool:
+        """After a connect failed: whether to connect once more, because the URL names several hosts
+        and one accepts now (after a failover: the promoted standby; server/store/hosts.py)."""
+        return await self._hosts.relocate(searches, functools.partial(probe, self._url, self._timeout))
 
     async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
         async with self.session() as session:

@@ -41,29 +41,25 @@ class Hosts:
         self.several = len(self._listed) > 1
         self.current: Attempt = self._listed[0]
         self._position = 0       # the entry of _listed that current comes from
-        self._searches = 0       # completed searches: a connect that failed before the last one retries
+        self.searches = 0        # completed: read before connecting, given to relocate() if that fails
         self._lock = asyncio.Lock()
         self.refusals: list[str] = []  # why each address was passed over in the last search
 
     def names(self) -> str:
         return ", ".join(f"{entry['host']}:{entry['port']}" for entry in self._listed)
 
-    def generation(self) -> int:
-        """Taken before connecting; given to relocate() if that fails."""
-        return self._searches
-
     async def locate(self, probe: Probe) -> bool:
         """The first address, in the URL's order, that accepts (at start: no host is known to fail)."""
         async with self._lock:
             return await self._search(probe, 0, announce=False)
 
-    async def relocate(self, generation: int, probe: Probe) -> bool:
-        """After a connect started at `generation` failed: whether to connect once more, to `current`
-        (another search finished since, or this one found an address that accepts)."""
+    async def relocate(self, searches: int, probe: Probe) -> bool:
+        """After a connect started when `searches` searches were done failed: whether to connect once
+        more, to `current` (another search finished since, or this one found an address that accepts)."""
         if not self.several:
             return False
         async with self._lock:  # one search at a time; those who waited retry on its result
-            if generation != self._searches:
+            if searches != self.searches:
                 return True
             # The failed host last: one that does not answer at all then costs nothing the first time.
             return await self._search(probe, self._position + 1, announce=True)
@@ -86,7 +82,7 @@ class Hosts:
                     return True
             return False
         finally:
-            self._searches += 1
+            self.searches += 1
 
     @staticmethod
     async def _addresses(entry: Attempt) -> list[Attempt]:
@@ -97,8 +93,8 @@ class Hosts:
         try:
             found = await asyncio.get_running_loop().getaddrinfo(host, entry["port"] or 5432,
                                                                  type=socket.SOCK_STREAM)
-        except OSError:
-            return []
+        except OSError:  # libpq will fail to resolve it too, and say so
+            return [entry]
         addresses = dict.fromkeys(str(info[4][0]) for info in found)  # in order, once each
         return [{**entry, "hostaddr": address} for address in addresses]
 

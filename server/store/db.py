@@ -278,7 +278,9 @@ def current_dsn(url: str, hosts: Hosts) -> str:
 
 
 def one_address(dsn: str, attempt: Attempt) -> str:
-    return psycopg2.extensions.make_dsn(dsn, **{key: value for key, value in attempt.items() if value})
+    # Every key, empty ones too: libpq reads an empty port or hostaddr as its default, and the
+    # URL's comma lists must not survive next to one host.
+    return psycopg2.extensions.make_dsn(dsn, **attempt)
 
 
 def new_connection(dsn: str, async_: int) -> psycopg2.extensions.connection:

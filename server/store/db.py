@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from typing import Any, AsyncIterator, Iterator, Mapping
@@ -13,6 +14,7 @@ import psycopg2.errors
 
 from server.errors import ApiError, BadRequest, CheckViolation, Conflict, ReferenceViolation, Unavailable
 from server.store.batching import KeyedLookups, Row
+from server.store.hosts import Attempt, Hosts
 
 log = logging.getLogger(__name__)
 ADDRESS = re.compile(r" ?0x[0-9a-f]+")
@@ -26,6 +28,10 @@ UNAVAILABLE = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+
+# A connect that failed (uvloop: RuntimeError from a closed watcher): with several hosts, look for another.
+CONNECT_FAILURES = (psycopg2.Error, OSError, RuntimeError)
 
 
 class DatabaseUnavailable(Exception):
@@ -169,12 +175,14 @@ class Listening(Session):
 class Database:
     """A pool of connections and the loaded queries; sessions translate driver errors."""
 
-    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "") -> None:
+    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "",
+                 hosts: Hosts | None = None) -> None:
         self._pool = pool
         self.queries = queries
         self._timeout = timeout
         self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
         self._url = url
+        self._hosts = hosts or Hosts(psycopg2.extensions.parse_dsn(url))
         self.outages = OutageLog()
         self.lookups = KeyedLookups(self.fetch_all)  # concurrent retrieves share a query (batching.py)
 
@@ -184,7 +192,13 @@ class Database:
         try:
             with translated(self.outages, connecting=True):
                 async with asyncio.timeout(self._timeout):
-                    connection = await self._pool.acquire()
+                    searches = self._hosts.searches
+                    try:
+                        connection = await self._pool.acquire()
+                    except CONNECT_FAILURES:
+                        if not await self._relocated(searches):
+                            raise
+                        connection = await self._pool.acquire()
         finally:
             self._waiting -= 1
         if self.outages.failures:
@@ -206,8 +220,13 @@ class Database:
         `listen_query`; queries and notifications on it. Driver errors become Unavailable."""
         with translated(self.outages, connecting=True):
             async with asyncio.timeout(self._timeout):
-                connection = await aiopg.connect(self._url, timeout=self._timeout, options="-c TimeZone=UTC",
-                                                 application_name=application_name)
+                searches = self._hosts.searches
+                try:
+                    connection = await self._connect(application_name)
+                except CONNECT_FAILURES:
+                    if not await self._relocated(searches):
+                        raise
+                    connection = await self._connect(application_name)
         try:
             with translated(self.outages):
                 # No cursor context: closing the connection closes it, and a cursor close that fails
@@ -217,6 +236,16 @@ class Database:
                 yield listening
         finally:
             connection.close()
+
+    async def _connect(self, application_name: str) -> aiopg.Connection:
+        return await aiopg.connect(current_dsn(self._url, self._hosts), timeout=self._timeout,
+                                   options="-c TimeZone=UTC", application_name=application_name,
+                                   connection_factory=new_connection)
+
+    async def _relocated(self, searches: int) -> bool:
+        """After a connect failed: whether to connect once more, because the URL names several hosts
+        and one accepts now (after a failover: the promoted standby; server/store/hosts.py)."""
+        return await self._hosts.relocate(searches, functools.partial(probe, self._url, self._timeout))
 
     async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None, **fragments: str) -> Row | None:
         async with self.session() as session:
@@ -244,15 +273,54 @@ class Database:
         await self._pool.wait_closed()
 
 
+def current_dsn(url: str, hosts: Hosts) -> str:
+    """The URL, naming only the address connections go to now (the URL itself for a single host)."""
+    return one_address(url, hosts.current) if hosts.several else url
+
+
+def one_address(dsn: str, attempt: Attempt) -> str:
+    # Every key, empty ones too: libpq reads an empty port or hostaddr as its default, and the
+    # URL's comma lists must not survive next to one host.
+    return psycopg2.extensions.make_dsn(dsn, **attempt)
+
+
+def new_connection(dsn: str, async_: int) -> psycopg2.extensions.connection:
+    """psycopg2's connection_factory for every connection made here: libpq has just opened its socket,
+    so whatever the event loop still watches under that number belongs to a closed one. uvloop keeps
+    a closed watcher for the socket of a refused connect, which aiopg would trip over with the next
+    socket given that number (RuntimeError: unable to perform operation on <UVPoll closed=True>)."""
+    connection = psycopg2.extensions.connection(dsn, async_)
+    loop = asyncio.get_running_loop()
+    loop.remove_reader(connection.fileno())
+    loop.remove_writer(connection.fileno())
+    return connection
+
+
+async def probe(url: str, timeout: float, attempt: Attempt) -> None:
+    """Connect to one address of the URL (its target_session_attrs applies), then close; raises if refused."""
+    connection = await aiopg.connect(one_address(url, attempt), timeout=max(1.0, timeout / 2),
+                                     connect_timeout=max(1, int(timeout / 2)), connection_factory=new_connection)
+    connection.close()
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 1,
                         maxsize: int = 20, timeout: float = 5.0) -> Database:
     """Connect a pool; raises DatabaseUnavailable with a one-line reason on failure."""
+    hosts = Hosts(psycopg2.extensions.parse_dsn(url))
     try:
+        if hosts.several and not await hosts.locate(functools.partial(probe, url, timeout)):
+            raise DatabaseUnavailable(f"database unreachable: no host of {hosts.names()} accepted: "
+                                      f"{'; '.join(hosts.refusals)}")
         pool = await aiopg.create_pool(
             url, minsize=minsize, maxsize=maxsize, timeout=timeout,
             connect_timeout=max(2, int(timeout)), options="-c TimeZone=UTC",
+            # Each new pooled connection goes to the address that accepted last (server/store/hosts.py).
+            connection_factory=lambda dsn, async_: new_connection(current_dsn(dsn, hosts), async_),
         )
     except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"database unreachable: {reason}") from None
-    return Database(pool, queries, timeout, url)
+        raise DatabaseUnavailable(f"database unreachable: {first_line(exc)}") from None
+    return Database(pool, queries, timeout, url, hosts)

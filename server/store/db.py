@@ -5,13 +5,14 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any, AsyncIterator, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterator, Mapping, NoReturn
 
 import aiopg
 import psycopg2
 import psycopg2.errors
 
-from server.errors import ApiError, BadRequest, CheckViolation, Conflict, ReferenceViolation, Unavailable
+from server.errors import (ApiError, BadRequest, CheckViolation, Conflict, IdempotencyKeyTaken, OutcomeUnknown,
+                           ReferenceViolation, Unavailable)
 from server.store.batching import KeyedLookups, Row
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,22 @@ UNAVAILABLE = (
 )
 
 
+# What a write's statement may meet instead of its answer.
+LOST = (psycopg2.Error, asyncio.TimeoutError, ConnectionError, OSError, RuntimeError)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a write that failed with `exc` after its statement was handed to the driver may
+    still commit. Not when the connection was closed already (InterfaceError: nothing was sent),
+    nor when the database refused the statement with an error code (it was rolled back); an
+    operator's shutdown (57P..) ends a backend whatever it was doing, a commit included."""
+    if isinstance(exc, psycopg2.InterfaceError):
+        return False
+    if isinstance(exc, psycopg2.Error) and exc.pgcode and not exc.pgcode.startswith("57P"):
+        return False
+    return isinstance(exc, LOST)
+
+
 class DatabaseUnavailable(Exception):
     """open_database could not connect at all; str() is a one-line reason."""
 
@@ -40,6 +57,8 @@ def translate(exc: BaseException, connecting: bool = False) -> ApiError | None:
     operation on <UVPoll closed=True>") from the loop."""
     if connecting and isinstance(exc, (psycopg2.Error, OSError, RuntimeError, asyncio.TimeoutError)):
         return Unavailable()
+    if isinstance(exc, psycopg2.errors.UniqueViolation) and exc.diag.constraint_name == "idempotency_keys_pkey":
+        return IdempotencyKeyTaken()
     if isinstance(exc, psycopg2.errors.UniqueViolation):
         return Conflict(["A record with these values already exists."])
     if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
@@ -97,9 +116,12 @@ def translated(outages: OutageLog, connecting: bool = False) -> Iterator[None]:
 class Session:
     """One pooled connection: named queries, with explicit transactions when needed."""
 
-    def __init__(self, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, database: Database) -> None:
+        self._connection = connection
         self._cursor = cursor
-        self._queries = queries
+        self._database = database
+        self._queries = database.queries
+        self._in_transaction = False
 
     async def _run(self, name: str, params: Mapping[str, Any] | None, fragments: Mapping[str, str]) -> None:
         text = self._queries[name]
@@ -121,18 +143,38 @@ class Session:
         await self._run(name, params, fragments)
         return self._cursor.rowcount
 
-    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None,
+                    record: str | None = None) -> Row | None:
         """A write that records who made it: the trigger on the table reads dashboard.user_id.
 
         The setting and the write go in one simple-protocol Query, which PostgreSQL runs as one
         implicit transaction (or inside the open one): no extra round trip, and the setting is
-        gone when the transaction ends. fetchone() reads the write's RETURNING row.
+        gone when the transaction ends. fetchone() reads the write's RETURNING row. Outside a
+        transaction, a statement sent and not answered is OutcomeUnknown (inside, the COMMIT is).
+        `record` names a query that follows the write as `WITH created AS (<write>) <record>`, in
+        the same statement (writes.record_key: an idempotency key).
         """
-        text = f"{self._queries['changes.acting_user']}\n{self._queries[name]}"
+        write = self._queries[name]
+        if record is not None:
+            write = f"WITH created AS ({write.rstrip().rstrip(';')})\n{self._queries[record]}"
+        text = f"{self._queries['changes.acting_user']}\n{write}"
         user = "" if acting_user is None else str(acting_user)
-        await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
+        pid = self._connection.raw.get_backend_pid()  # local, no round trip: whom to cancel if need be
+        try:
+            await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
+        except LOST as exc:
+            if self._in_transaction or not outcome_unknown(exc):
+                raise
+            self._lost(pid, exc)
         row = await self._cursor.fetchone()
         return None if row is None else dict(zip(self._column_names(), row))
+
+    def _lost(self, pid: int, exc: BaseException) -> NoReturn:
+        """A write's answer did not come: never reuse the connection, cancel the statement if it
+        still runs, and say that the outcome is unknown."""
+        self._connection.close()
+        self._database.lost_write(pid, exc)
+        raise OutcomeUnknown() from exc
 
     async def execute_script(self, text: str) -> None:
         """Run SQL text with no parameters (a migration file)."""
@@ -140,9 +182,20 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
-        """aiopg connections are autocommit; this groups statements into one transaction."""
-        async with self._cursor.begin():
-            yield self
+        """aiopg connections are autocommit; this groups statements into one transaction. Until
+        its COMMIT is sent nothing can be written; a COMMIT sent and not answered is OutcomeUnknown."""
+        pid, committing = self._connection.raw.get_backend_pid(), False
+        self._in_transaction = True
+        try:
+            async with self._cursor.begin():
+                yield self
+                self._in_transaction, committing = False, True  # leaving the block sends COMMIT
+        except LOST as exc:
+            if committing and outcome_unknown(exc):
+                self._lost(pid, exc)
+            raise
+        finally:
+            self._in_transaction = False
 
     def _column_names(self) -> list[str]:
         return [column.name for column in self._cursor.description]
@@ -151,11 +204,9 @@ class Session:
 class Listening(Session):
     """A session on a connection that LISTENs: also waits for notifications."""
 
-    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, queries: Mapping[str, str],
-                 outages: OutageLog) -> None:
-        super().__init__(cursor, queries)
-        self._connection = connection
-        self._outages = outages
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, database: Database) -> None:
+        super().__init__(connection, cursor, database)
+        self._outages = database.outages
 
     async def notified(self) -> None:
         """Wait for the next notification, then take every queued one (they only say "look")."""
@@ -168,8 +219,11 @@ class Listening(Session):
 class Database:
     """A pool of connections and the loaded queries; sessions translate driver errors."""
 
-    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "") -> None:
+    def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "",
+                 idempotency_retain: float = 24 * 3600.0) -> None:
         self._pool = pool
+        self.idempotency_retain = idempotency_retain  # seconds a create's idempotency key is kept
+        self._cancels: set[asyncio.Task[None]] = set()
         self.queries = queries
         self._timeout = timeout
         self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
@@ -192,7 +246,7 @@ class Database:
             with translated(self.outages):
                 try:
                     async with connection.cursor() as cursor:
-                        yield Session(cursor, self.queries)
+                        yield Session(connection, cursor, self)
                 except (asyncio.TimeoutError, ConnectionError):
                     connection.close()  # it may be mid-query; never hand it out again
                     raise
@@ -211,7 +265,7 @@ class Database:
             with translated(self.outages):
                 # No cursor context: closing the connection closes it, and a cursor close that fails
                 # on a dead connection must not replace the error (or a cancellation) in flight.
-                listening = Listening(connection, await connection.cursor(), self.queries, self.outages)
+                listening = Listening(connection, await connection.cursor(), self)
                 await listening.execute(listen_query)
                 yield listening
         finally:
@@ -229,9 +283,26 @@ class Database:
         async with self.session() as session:
             return await session.execute(name, params, **fragments)
 
-    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None,
+                    record: str | None = None) -> Row | None:
         async with self.session() as session:
-            return await session.write(name, params, acting_user)
+            return await session.write(name, params, acting_user, record)
+
+    def lost_write(self, pid: int, exc: BaseException) -> None:
+        """A write on backend `pid` was not answered: log the cause once, and cancel the statement in
+        the background (the request answers now). The cancel works where the database answers (a
+        statement waiting for a lock); a frozen one gets it, if ever, once it thaws."""
+        self.outages.failed(exc)
+        task = asyncio.get_running_loop().create_task(self._cancel(pid))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def _cancel(self, pid: int) -> None:
+        try:
+            if await self.fetch_one("writes.cancel", {"pid": pid}):
+                log.warning("cancelled the unanswered write of database backend %d", pid)
+        except ApiError:
+            pass  # the database does not answer: the outage is logged already
 
     def pool_stats(self) -> tuple[int, int, int]:
         """(in use, idle, waiting) connections of the pool, for the metrics."""
@@ -239,12 +310,16 @@ class Database:
         return self._pool.size - idle, idle, self._waiting
 
     async def close(self) -> None:
+        for task in list(self._cancels):
+            task.cancel()
+        await asyncio.gather(*self._cancels, return_exceptions=True)
         self._pool.close()
         await self._pool.wait_closed()
 
 
 async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 1,
-                        maxsize: int = 20, timeout: float = 5.0) -> Database:
+                        maxsize: int = 20, timeout: float = 5.0,
+                        idempotency_retain: float = 24 * 3600.0) -> Database:
     """Connect a pool; raises DatabaseUnavailable with a one-line reason on failure."""
     try:
         pool = await aiopg.create_pool(
@@ -254,4 +329,4 @@ async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 
     except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"database unreachable: {reason}") from None
-    return Database(pool, queries, timeout, url)
+    return Database(pool, queries, timeout, url, idempotency_retain)

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import select
 from typing import Any, AsyncIterator, Iterator, Mapping, NoReturn
 
 import aiopg
@@ -160,6 +161,8 @@ class Session:
         text = f"{self._queries['changes.acting_user']}\n{write}"
         user = "" if acting_user is None else str(acting_user)
         pid = self._connection.raw.get_backend_pid()  # local, no round trip: whom to cancel if need be
+        if not self._in_transaction:
+            self._check_idle()
         try:
             await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
         except LOST as exc:
@@ -168,6 +171,22 @@ class Session:
             self._lost(pid, exc)
         row = await self._cursor.fetchone()
         return None if row is None else dict(zip(self._column_names(), row))
+
+    def _check_idle(self) -> None:
+        """Before a write: an idle connection has nothing to read unless the database ended it (a
+        FATAL such as pg_terminate_backend's, or EOF) and the loop has not noticed yet. Then the
+        write is not sent (503, nothing written) rather than sent into it (504, outcome unknown).
+        One poll of the socket; the input is read only when there is some."""
+        raw = self._connection.raw
+        if not select.select([raw.fileno()], [], [], 0)[0]:
+            return
+        try:
+            raw.poll()
+        except psycopg2.Error:
+            pass
+        if raw.closed:
+            self._connection.close()
+            raise psycopg2.InterfaceError("the database ended this connection while it was idle")
 
     def _lost(self, pid: int, exc: BaseException) -> NoReturn:
         """A write's answer did not come: never reuse the connection, cancel the statement if it

@@ -163,13 +163,17 @@ class Session:
         pid = self._connection.raw.get_backend_pid()  # local, no round trip: whom to cancel if need be
         if not self._in_transaction:
             self._check_idle()
+        answered = False
         try:
             await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
+            answered = True
+            # The answer is in; but psycopg2 refuses to read it once the connection has closed
+            # (a FATAL right after it, in a fast shutdown): committed, and the row is lost.
+            row = await self._cursor.fetchone()
         except LOST as exc:
-            if self._in_transaction or not outcome_unknown(exc):
+            if self._in_transaction or not (answered or outcome_unknown(exc)):
                 raise
             self._lost(pid, exc)
-        row = await self._cursor.fetchone()
         return None if row is None else dict(zip(self._column_names(), row))
 
     def _check_idle(self) -> None:

@@ -117,6 +117,8 @@ def translated(outages: OutageLog, connecting: bool = False) -> Iterator[None]:
 class Session:
     """One pooled connection: named queries, with explicit transactions when needed."""
 
+    __slots__ = ("_connection", "_cursor", "_database", "_queries", "_in_transaction")  # one per request
+
     def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, database: Database) -> None:
         self._connection = connection
         self._cursor = cursor
@@ -226,6 +228,8 @@ class Session:
 
 class Listening(Session):
     """A session on a connection that LISTENs: also waits for notifications."""
+
+    __slots__ = ("_outages",)
 
     def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, database: Database) -> None:
         super().__init__(connection, cursor, database)

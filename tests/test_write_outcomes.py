@@ -156,6 +156,12 @@ async def test_idempotency_keys_on_both_transports(served: tuple[ServerProcess, 
                                            post("w-2", {**ADA, "first_name": "Twice"}))
         [(pk,)] = patients_named(faulty, "Twice")
         assert replies[0]["data"]["id"] == pk and replies[1] == replies[2] == (201, replies[0]["data"])
+        # Every resource's create takes a key (vitals: a key per resource, so "r-1" again is new here).
+        vital = {"patient": pk, "kind": "heart_rate", "value": 72.0, "unit": "bpm", "measured_at": "2026-11-28T08:00:00Z"}
+        async with http.post(f"{server.http}/api/vitals/", json=vital, headers={"Idempotency-Key": "r-1"}) as one:
+            async with http.post(f"{server.http}/api/vitals/", json=vital, headers={"Idempotency-Key": "r-1"}) as two:
+                assert (one.status, two.status) == (201, 201) and await one.json() == await two.json()
+        assert faulty.query("SELECT count(*) FROM vitals") == [(1,)]
     assert [len(patients_named(faulty, name)) for name in ("Rest", "Ws", "Other", "X")] == [1, 1, 0, 0]
 
 

@@ -48,7 +48,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     assert config.database_url, "the embedded PostgreSQL is started before the app (server/ops/cli.py)"
     app[DB] = await open_database(config.database_url, load_queries(config.sql_dir),
                                   minsize=config.db_pool_min, maxsize=config.db_pool_max,
-                                  timeout=config.db_timeout_seconds)
+                                  timeout=config.db_timeout_seconds,
+                                  idempotency_retain=config.idempotency_retain_seconds)
     check_queries(tuple(app[RESOURCES].values()), app[DB].queries)
     yield
     await app[DB].close()

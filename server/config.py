@@ -55,6 +55,7 @@ class Config:
     changes_retain_rows: int = 1_000_000  # ... and at most this many changes
     # The audit trail (`history`: who changed what; `logins`) outlives resume cursors: a year and a day.
     audit_retain_seconds: float = 366 * 24 * 3600.0
+    idempotency_retain_seconds: float = 24 * 3600.0  # a create's idempotency key answers retries this long
     changes_prune_seconds: float = 60.0   # how often each process prunes the change log
     changes_poll_seconds: float = 5.0     # the listener looks even without a NOTIFY (and checks its connection)
     # A change listener (of any server on the database) that has not recorded its mark for this long

@@ -97,6 +97,13 @@ class Conflict(ApiError):
     status = 409
 
 
+class IdempotencyKeyTaken(Conflict):
+    """A create whose idempotency key is recorded already (rolled back): the caller replays the first."""
+
+    def __init__(self) -> None:
+        super().__init__(["A create with this idempotency key was made already."])
+
+
 class Gone(ApiError):
     """A cursor older than the retained change history."""
 
@@ -160,10 +167,29 @@ class InternalError(ApiError):
         super().__init__(["Internal server error"])
 
 
+class IdempotencyKeyReused(ApiError):
+    """An idempotency key already used for a different request (Stripe answers 422 too)."""
+
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__(["This idempotency key was already used with a different request."])
+
+
 class Unavailable(ApiError):
-    """The database cannot be reached; nothing was written."""
+    """The database cannot be reached; nothing was sent, or nothing can have been written: safe to retry."""
 
     status = 503
 
     def __init__(self) -> None:
         super().__init__(["Service unavailable, try again."])
+
+
+class OutcomeUnknown(ApiError):
+    """A write was sent and no answer came in time: it may or may not have been committed."""
+
+    status = 504
+
+    def __init__(self) -> None:
+        super().__init__(["Outcome unknown: the database did not confirm this write in time. "
+                          "Check before retrying, or retry with the same idempotency key."])

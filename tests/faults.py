@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,34 @@ class FaultyPostgres:
     def start(self) -> None:
         self.embedded = start_embedded(self.base / "var")
         assert self.embedded.url == self.url and self.embedded.started_here
+
+    def processes(self) -> list[int]:
+        """The postmaster (its pid file's first line) and its children, the backends."""
+        postmaster = int((self.base / "var" / "pgdata" / "postmaster.pid").read_text().split()[0])
+        children = []
+        for entry in Path("/proc").iterdir():
+            try:
+                # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+                if entry.name.isdigit() and int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == postmaster:
+                    children.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass  # gone meanwhile
+        return [postmaster, *children]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the whole cluster: connections stay open, nothing answers. Returns what to thaw."""
+        frozen = self.processes()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        return frozen
+
+    @staticmethod
+    def thaw(frozen: list[int]) -> None:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def query(self, statement: str, params: Any = None) -> list[tuple]:
         return sql(self.url, statement, params)

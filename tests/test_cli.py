@@ -15,7 +15,7 @@ from tests.pg import cloned_database
 from tests.processes import ServerProcess, free_port, server_command, server_environment
 
 ALL_MIGRATIONS = ("0001_users, 0002_patients, 0003_roles, 0004_changes, 0005_vitals, 0006_accounts, 0007_validation, "
-                  "0008_news2_kinds, 0010_listener_marks")
+                  "0008_news2_kinds, 0009_idempotency, 0010_listener_marks")
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_migrate_applies_in_order_once(empty_url: str) -> None:
     assert again.returncode == 0 and again.stdout == "database is up to date\n"
     assert query(empty_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
         (1, "users"), (2, "patients"), (3, "roles"), (4, "changes"), (5, "vitals"), (6, "accounts"), (7, "validation"),
-        (8, "news2_kinds"), (10, "listener_marks")]
+        (8, "news2_kinds"), (9, "idempotency"), (10, "listener_marks")]
 
 
 def test_two_migrations_at_once_are_serialized(empty_url: str) -> None:

@@ -184,7 +184,7 @@ def test_the_upgrade_keeps_a_wards_history_that_breaks_the_new_rules(pg_server: 
                            " VALUES (%s, 'spo2', 250, 'kg', '2026-11-28T08:00:00Z')", (pk,))
         connection.close()
         result = run(url, "migrate")
-        assert (result.returncode, result.stdout) == (0, "applied 0006_accounts, 0007_validation, 0008_news2_kinds\n"), result.stderr
+        assert (result.returncode, result.stdout) == (0, "applied 0006_accounts, 0007_validation, 0008_news2_kinds, 0009_idempotency, 0010_listener_marks\n"), result.stderr
         assert query(url, "SELECT kind, value, unit FROM vitals") == [("spo2", 250.0, "kg")]  # kept as it was
         with psycopg2.connect(url) as connection, connection.cursor() as cursor:
             for sql in ("INSERT INTO vitals (patient, kind, value, unit, measured_at)"

@@ -351,7 +351,7 @@ async def _database_down(stage: Stage) -> None:
     name = database_name(stage.database_url)
     stage.database_down = True
     admin(stage.pg_server, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-    admin(stage.pg_server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    admin(stage.pg_server, f"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{name}'")  # until gone: their goodbye sent
 
 
 async def _database_up(stage: Stage) -> None:

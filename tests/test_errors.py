@@ -92,7 +92,7 @@ async def test_database_outage_gives_503_then_recovers(ws: Socket, pg_server: st
     created = await create(ws)
     name = database_name(database_url)
     admin(pg_server, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-    admin(pg_server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    admin(pg_server, f"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{name}'")  # until gone: their goodbye sent
     unavailable = ["Service unavailable, try again."]
     try:
         for _ in range(3):  # a dead pooled connection, then refused new ones

@@ -20,6 +20,8 @@ from tests.faults import FaultyPostgres
 pytestmark = pytest.mark.embedded
 
 UNAVAILABLE = ["Service unavailable, try again."]
+UNKNOWN = ["Outcome unknown: the database did not confirm this write in time. "
+           "Check before retrying, or retry with the same idempotency key."]
 HANG_GUARD = 6  # seconds: the "a 503 within 5 s, never a hang", as a guard, not a timing
 
 
@@ -102,6 +104,7 @@ class WriteLog:
         self.tried_creates: set[str] = set()
         self.patched: dict[int, list[str]] = {}   # id -> markers tried, in order
         self.acked_patch: dict[int, str] = {}     # id -> last acknowledged marker
+        self.refused: set[str] = set()           # markers of writes answered 503: never in the database
         self.acks = 0
         self.enough = asyncio.Event()
 
@@ -126,7 +129,10 @@ async def writer(client: TestClient, number: int, log: WriteLog, threshold: int)
                     assert reply["data"]["first_name"] == reply["data"]["last_name"] == marker
                     log.acked_patch[own] = marker
             if reply["response_status"] not in (200, 201):
-                assert reply == error(UNAVAILABLE, reply["action"], 503)
+                # 503: nothing was written; 504: the write was sent and its outcome is unknown.
+                assert reply in (error(UNAVAILABLE, reply["action"], 503), error(UNKNOWN, reply["action"], 504))
+                if reply["response_status"] == 503:
+                    log.refused.add(marker)
                 return
             log.acks += 1
             if log.acks >= threshold:
@@ -152,6 +158,7 @@ def reconcile(faulty: FaultyPostgres, log: WriteLog) -> None:
         assert pk in rows
     for pk, (first, last) in rows.items():  # ...and nothing is there that nobody tried, or half of a write
         assert first == last, (pk, first, last)
+        assert first not in log.refused, (pk, first)  # "try again" was never said of a write that committed
         tried = log.patched.get(pk, [])
         if pk in log.acked_patch:  # the last acknowledged patch, or one tried after it
             assert first in tried[tried.index(log.acked_patch[pk]):], (pk, first)

@@ -1,12 +1,15 @@
 """The generic actions every resource has: list, retrieve, create, update, patch, delete over its sql file."""
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Mapping
 
 from marshmallow import ValidationError
 
 from schemas.fields import MAX_BIGINT, Related, parse_integer
-from server.errors import BadRequest, CheckViolation, NotFound, ReferenceViolation
+from server.errors import (ApiError, BadRequest, CheckViolation, Conflict, IdempotencyKeyReused, IdempotencyKeyTaken,
+                           NotFound, ReferenceViolation)
 from server.resources.declaration import Call, Handler, Reply
 from server.resources.listing import parse_list_options
 
@@ -51,24 +54,27 @@ async def missing_related(call: Call, data: Mapping[str, Any], failed: Mapping[s
     return missing
 
 
-async def write_row(call: Call, query: str, params: Mapping[str, Any],
-                    data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Run a create or update query; a foreign key it breaks is reported on its field, as DRF does,
-    and a CHECK on the field its schema names (constraint_errors: rules that span a stored value)."""
+async def write_row(call: Call, query: str, params: Mapping[str, Any], data: Mapping[str, Any],
+                    record: str | None = None) -> dict[str, Any] | None:
+    """Run a create or update query (and `record`, in its statement: see Database.write)."""
     try:
-        return await call.db.write(call.resource.query(query), params, call.user.id)
-    except CheckViolation as exc:
+        return await call.db.write(call.resource.query(query), params, call.user.id, record)
+    except (CheckViolation, ReferenceViolation) as exc:
+        raise field_error(call, exc, data) from None
+
+
+def field_error(call: Call, exc: CheckViolation | ReferenceViolation, data: Mapping[str, Any]) -> ApiError:
+    """A foreign key a write broke is reported on its field, as DRF does, and a CHECK on the field
+    its schema names (constraint_errors: rules that span a stored value); else the generic 400."""
+    if isinstance(exc, CheckViolation):
         claim = getattr(call.resource.schema_instance, "constraint_errors", None)
         errors = None if claim is None else claim(exc.constraint, data)
-        if errors:
-            raise BadRequest([errors]) from None
-        raise
-    except ReferenceViolation as exc:
-        for name, field in call.resource.schema_instance.fields.items():
-            # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).
-            if isinstance(field, Related) and name in data and exc.constraint == f"{exc.table}_{name}_fkey":
-                raise BadRequest([{name: field.does_not_exist(data[name]).messages}]) from None
-        raise
+        return BadRequest([errors]) if errors else exc
+    for name, field in call.resource.schema_instance.fields.items():
+        # PostgreSQL names a column's foreign key <table>_<column>_fkey (see Related).
+        if isinstance(field, Related) and name in data and exc.constraint == f"{exc.table}_{name}_fkey":
+            return BadRequest([{name: field.does_not_exist(data[name]).messages}])
+    return exc
 
 
 async def list_objects(call: Call, payload: Mapping[str, Any]) -> Reply:
@@ -99,9 +105,39 @@ async def retrieve_object(call: Call, payload: Mapping[str, Any]) -> Reply:
 
 
 async def create_object(call: Call, payload: Mapping[str, Any]) -> Reply:
+    key = payload.get("idempotency_key")
+    if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255):
+        raise BadRequest(["The idempotency key must be a string of 1 to 255 characters."])
     data = await load_data(call, payload, partial=False)
     params = {name: data.get(name) for name in call.resource.writable_fields}
+    if key is not None:
+        return await create_once(call, key, params, payload["data"])
     row = await write_row(call, "create", params, payload["data"])
+    return 201, call.resource.dump(row)
+
+
+async def create_once(call: Call, key: str, params: Mapping[str, Any], data: Mapping[str, Any]) -> Reply:
+    """A create with an idempotency key, recorded by the insert's own statement: a retry (after a
+    504, say) answers with the object the first one created, and creates nothing. The same key with
+    other data is refused (422)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    keyed = {**params, "idempotency_user": call.user.id, "idempotency_resource": call.resource.name,
+             "idempotency_key": key, "idempotency_fingerprint": hashlib.sha256(canonical.encode()).hexdigest()}
+    for _ in range(2):  # a second time only if the key found had just expired
+        try:
+            row = await write_row(call, "create", keyed, data, record="writes.record_key")
+            return 201, call.resource.dump(row)
+        except IdempotencyKeyTaken:
+            found = await call.db.fetch_one("writes.find_key", {**keyed, "retain": call.db.idempotency_retain})
+        if found is not None:
+            break
+    else:
+        raise Conflict(["A create with this idempotency key is in progress; retry."])
+    if found["fingerprint"] != keyed["idempotency_fingerprint"]:
+        raise IdempotencyKeyReused()
+    row = await call.db.fetch_one(call.resource.query("retrieve"), {"pk": found["object_id"]})
+    if row is None:  # created, then deleted since
+        raise NotFound()
     return 201, call.resource.dump(row)
 
 

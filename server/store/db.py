@@ -6,13 +6,15 @@ import contextlib
 import functools
 import logging
 import re
-from typing import Any, AsyncIterator, Iterator, Mapping
+import select
+from typing import Any, AsyncIterator, Iterator, Mapping, NoReturn
 
 import aiopg
 import psycopg2
 import psycopg2.errors
 
-from server.errors import ApiError, BadRequest, CheckViolation, Conflict, ReferenceViolation, Unavailable
+from server.errors import (ApiError, BadRequest, CheckViolation, Conflict, IdempotencyKeyTaken, OutcomeUnknown,
+                           ReferenceViolation, Unavailable)
 from server.store.batching import KeyedLookups, Row
 from server.store.hosts import Attempt, Hosts
 
@@ -34,6 +36,22 @@ UNAVAILABLE = (
 CONNECT_FAILURES = (psycopg2.Error, OSError, RuntimeError)
 
 
+# What a write's statement may meet instead of its answer.
+LOST = (psycopg2.Error, asyncio.TimeoutError, ConnectionError, OSError, RuntimeError)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a write that failed with `exc` after its statement was handed to the driver may
+    still commit. Not when the connection was closed already (InterfaceError: nothing was sent),
+    nor when the database refused the statement with an error code (it was rolled back); an
+    operator's shutdown (57P..) ends a backend whatever it was doing, a commit included."""
+    if isinstance(exc, psycopg2.InterfaceError):
+        return False
+    if isinstance(exc, psycopg2.Error) and exc.pgcode and not exc.pgcode.startswith("57P"):
+        return False
+    return isinstance(exc, LOST)
+
+
 class DatabaseUnavailable(Exception):
     """open_database could not connect at all; str() is a one-line reason."""
 
@@ -46,6 +64,8 @@ def translate(exc: BaseException, connecting: bool = False) -> ApiError | None:
     operation on <UVPoll closed=True>") from the loop."""
     if connecting and isinstance(exc, (psycopg2.Error, OSError, RuntimeError, asyncio.TimeoutError)):
         return Unavailable()
+    if isinstance(exc, psycopg2.errors.UniqueViolation) and exc.diag.constraint_name == "idempotency_keys_pkey":
+        return IdempotencyKeyTaken()
     if isinstance(exc, psycopg2.errors.UniqueViolation):
         return Conflict(["A record with these values already exists."])
     if isinstance(exc, (psycopg2.errors.AdminShutdown, psycopg2.errors.CannotConnectNow)):
@@ -103,9 +123,14 @@ def translated(outages: OutageLog, connecting: bool = False) -> Iterator[None]:
 class Session:
     """One pooled connection: named queries, with explicit transactions when needed."""
 
-    def __init__(self, cursor: aiopg.Cursor, queries: Mapping[str, str]) -> None:
+    __slots__ = ("_connection", "_cursor", "_database", "_queries", "_in_transaction")  # one per request
+
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, database: Database) -> None:
+        self._connection = connection
         self._cursor = cursor
-        self._queries = queries
+        self._database = database
+        self._queries = database.queries
+        self._in_transaction = False
 
     async def _run(self, name: str, params: Mapping[str, Any] | None, fragments: Mapping[str, str]) -> None:
         text = self._queries[name]
@@ -127,18 +152,60 @@ class Session:
         await self._run(name, params, fragments)
         return self._cursor.rowcount
 
-    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None,
+                    record: str | None = None) -> Row | None:
         """A write that records who made it: the trigger on the table reads dashboard.user_id.
 
         The setting and the write go in one simple-protocol Query, which PostgreSQL runs as one
         implicit transaction (or inside the open one): no extra round trip, and the setting is
-        gone when the transaction ends. fetchone() reads the write's RETURNING row.
+        gone when the transaction ends. fetchone() reads the write's RETURNING row. Outside a
+        transaction, a statement sent and not answered is OutcomeUnknown (inside, the COMMIT is).
+        `record` names a query that follows the write as `WITH created AS (<write>) <record>`, in
+        the same statement (writes.record_key: an idempotency key).
         """
-        text = f"{self._queries['changes.acting_user']}\n{self._queries[name]}"
+        write = self._queries[name]
+        if record is not None:
+            write = f"WITH created AS ({write.rstrip().rstrip(';')})\n{self._queries[record]}"
+        text = f"{self._queries['changes.acting_user']}\n{write}"
         user = "" if acting_user is None else str(acting_user)
-        await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
-        row = await self._cursor.fetchone()
+        pid = self._connection.raw.get_backend_pid()  # local, no round trip: whom to cancel if need be
+        if not self._in_transaction:
+            self._check_idle()
+        answered = False
+        try:
+            await self._cursor.execute(text, {**params, "dashboard_acting_user": user})
+            answered = True
+            # The answer is in; but psycopg2 refuses to read it once the connection has closed
+            # (a FATAL right after it, in a fast shutdown): committed, and the row is lost.
+            row = await self._cursor.fetchone()
+        except LOST as exc:
+            if self._in_transaction or not (answered or outcome_unknown(exc)):
+                raise
+            self._lost(pid, exc)
         return None if row is None else dict(zip(self._column_names(), row))
+
+    def _check_idle(self) -> None:
+        """Before a write: an idle connection has nothing to read unless the database ended it (a
+        FATAL such as pg_terminate_backend's, or EOF) and the loop has not noticed yet. Then the
+        write is not sent (503, nothing written) rather than sent into it (504, outcome unknown).
+        One poll of the socket; the input is read only when there is some."""
+        raw = self._connection.raw
+        if not select.select([raw.fileno()], [], [], 0)[0]:
+            return
+        try:
+            raw.poll()
+        except psycopg2.Error:
+            pass
+        if raw.closed:
+            self._connection.close()
+            raise psycopg2.InterfaceError("the database ended this connection while it was idle")
+
+    def _lost(self, pid: int, exc: BaseException) -> NoReturn:
+        """A write's answer did not come: never reuse the connection, cancel the statement if it
+        still runs, and say that the outcome is unknown."""
+        self._connection.close()
+        self._database.lost_write(pid, exc)
+        raise OutcomeUnknown() from exc
 
     async def execute_script(self, text: str) -> None:
         """Run SQL text with no parameters (a migration file)."""
@@ -146,9 +213,20 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
-        """aiopg connections are autocommit; this groups statements into one transaction."""
-        async with self._cursor.begin():
-            yield self
+        """aiopg connections are autocommit; this groups statements into one transaction. Until
+        its COMMIT is sent nothing can be written; a COMMIT sent and not answered is OutcomeUnknown."""
+        pid, committing = self._connection.raw.get_backend_pid(), False
+        self._in_transaction = True
+        try:
+            async with self._cursor.begin():
+                yield self
+                self._in_transaction, committing = False, True  # leaving the block sends COMMIT
+        except LOST as exc:
+            if committing and outcome_unknown(exc):
+                self._lost(pid, exc)
+            raise
+        finally:
+            self._in_transaction = False
 
     def _column_names(self) -> list[str]:
         return [column.name for column in self._cursor.description]
@@ -157,11 +235,11 @@ class Session:
 class Listening(Session):
     """A session on a connection that LISTENs: also waits for notifications."""
 
-    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, queries: Mapping[str, str],
-                 outages: OutageLog) -> None:
-        super().__init__(cursor, queries)
-        self._connection = connection
-        self._outages = outages
+    __slots__ = ("_outages",)
+
+    def __init__(self, connection: aiopg.Connection, cursor: aiopg.Cursor, database: Database) -> None:
+        super().__init__(connection, cursor, database)
+        self._outages = database.outages
 
     async def notified(self) -> list[tuple[str, str]]:
         """Wait for the next notification, then take every queued one: (channel, payload) each."""
@@ -176,8 +254,10 @@ class Database:
     """A pool of connections and the loaded queries; sessions translate driver errors."""
 
     def __init__(self, pool: aiopg.Pool, queries: Mapping[str, str], timeout: float, url: str = "",
-                 hosts: Hosts | None = None) -> None:
+                 hosts: Hosts | None = None, idempotency_retain: float = 24 * 3600.0) -> None:
         self._pool = pool
+        self.idempotency_retain = idempotency_retain  # seconds a create's idempotency key is kept
+        self._cancels: set[asyncio.Task[None]] = set()
         self.queries = queries
         self._timeout = timeout
         self._waiting = 0  # requests queued for a connection (aiopg does not count them publicly)
@@ -207,7 +287,7 @@ class Database:
             with translated(self.outages):
                 try:
                     async with connection.cursor() as cursor:
-                        yield Session(cursor, self.queries)
+                        yield Session(connection, cursor, self)
                 except (asyncio.TimeoutError, ConnectionError):
                     connection.close()  # it may be mid-query; never hand it out again
                     raise
@@ -231,7 +311,7 @@ class Database:
             with translated(self.outages):
                 # No cursor context: closing the connection closes it, and a cursor close that fails
                 # on a dead connection must not replace the error (or a cancellation) in flight.
-                listening = Listening(connection, await connection.cursor(), self.queries, self.outages)
+                listening = Listening(connection, await connection.cursor(), self)
                 await listening.execute(listen_query)
                 yield listening
         finally:
@@ -259,9 +339,26 @@ class Database:
         async with self.session() as session:
             return await session.execute(name, params, **fragments)
 
-    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None) -> Row | None:
+    async def write(self, name: str, params: Mapping[str, Any], acting_user: int | None,
+                    record: str | None = None) -> Row | None:
         async with self.session() as session:
-            return await session.write(name, params, acting_user)
+            return await session.write(name, params, acting_user, record)
+
+    def lost_write(self, pid: int, exc: BaseException) -> None:
+        """A write on backend `pid` was not answered: log the cause once, and cancel the statement in
+        the background (the request answers now). The cancel works where the database answers (a
+        statement waiting for a lock); a frozen one gets it, if ever, once it thaws."""
+        self.outages.failed(exc)
+        task = asyncio.get_running_loop().create_task(self._cancel(pid))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def _cancel(self, pid: int) -> None:
+        try:
+            if await self.fetch_one("writes.cancel", {"pid": pid}):
+                log.warning("cancelled the unanswered write of database backend %d", pid)
+        except ApiError:
+            pass  # the database does not answer: the outage is logged already
 
     def pool_stats(self) -> tuple[int, int, int]:
         """(in use, idle, waiting) connections of the pool, for the metrics."""
@@ -269,6 +366,9 @@ class Database:
         return self._pool.size - idle, idle, self._waiting
 
     async def close(self) -> None:
+        for task in list(self._cancels):
+            task.cancel()
+        await asyncio.gather(*self._cancels, return_exceptions=True)
         self._pool.close()
         await self._pool.wait_closed()
 
@@ -308,7 +408,8 @@ def first_line(exc: BaseException) -> str:
 
 
 async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 1,
-                        maxsize: int = 20, timeout: float = 5.0) -> Database:
+                        maxsize: int = 20, timeout: float = 5.0,
+                        idempotency_retain: float = 24 * 3600.0) -> Database:
     """Connect a pool; raises DatabaseUnavailable with a one-line reason on failure."""
     hosts = Hosts(psycopg2.extensions.parse_dsn(url))
     try:
@@ -323,4 +424,4 @@ async def open_database(url: str, queries: Mapping[str, str], *, minsize: int = 
         )
     except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
         raise DatabaseUnavailable(f"database unreachable: {first_line(exc)}") from None
-    return Database(pool, queries, timeout, url, hosts)
+    return Database(pool, queries, timeout, url, hosts, idempotency_retain)

@@ -46,6 +46,9 @@ def request_schema(resource: Resource, action: str) -> dict[str, Any]:
     if action in ("create", "update", "patch"):
         properties["data"] = _item(resource, patched=action == "patch")
         required.append("data")
+    if action == "create":
+        properties["idempotency_key"] = {"type": "string", "minLength": 1, "maxLength": 255,
+                                         "description": "sent again with the same key, creates nothing new"}
     if action == "list":
         properties.update(limit={"type": "integer", "minimum": 1}, offset={"type": "integer", "minimum": 0},
                           ordering={"type": "string", "description": ", ".join(resource.ordering_fields)})

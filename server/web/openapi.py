@@ -87,7 +87,9 @@ def _responses(*statuses: int, **success: Any) -> dict[str, Any]:
     invalid = {"oneOf": [{"$ref": "#/components/schemas/ValidationErrors"}, DETAIL]}
     texts = {400: ("Invalid input", invalid),
              401: ("No or bad credentials", DETAIL), 403: ("Not allowed for this role", DETAIL),
-             404: ("No such object", DETAIL), 429: ("Throttled", DETAIL)}
+             404: ("No such object", DETAIL), 429: ("Throttled", DETAIL),
+             422: ("Idempotency-Key already used with other data", DETAIL),
+             504: ("Outcome unknown: the write was sent, the database did not confirm it in time", DETAIL)}
     responses = {str(status): {"description": texts[status][0],
                                "content": {"application/json": {"schema": texts[status][1]}}} for status in statuses}
     responses.update({key.removeprefix("status_"): value for key, value in success.items()})
@@ -135,11 +137,17 @@ def _operation(resource: Resource, action: str) -> dict[str, Any]:
         operation["responses"] = _responses(400, 401, 403, status_200=_json(
             "all matching objects; a page of them with ?limit=", {"oneOf": [{"type": "array", "items": item}, page]}))
     elif action == "delete":
-        operation["responses"] = _responses(401, 403, 404, status_204={"description": "deleted"})
+        operation["responses"] = _responses(401, 403, 404, 504, status_204={"description": "deleted"})
     else:
         status = "201" if action == "create" else "200"
-        errors = (400, 401, 403) if action == "create" else (401, 403, 404) if action == "retrieve" else (400, 401, 403, 404)
+        errors = (400, 401, 403, 422, 504) if action == "create" else (401, 403, 404) if action == "retrieve" \
+            else (400, 401, 403, 404, 504)
         operation["responses"] = _responses(*errors, **{f"status_{status}": _json(action, item)})
+    if action == "create":
+        operation["parameters"] = [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                                    "description": "sent again with the same key and data, the create makes nothing "
+                                                   "new and answers with the first one's object"}]
     if action in ("create", "update", "patch"):
         body = {"$ref": f"#/components/schemas/Patched{resource.verbose_name}"} if action == "patch" else item
         operation["requestBody"] = {"required": True, "content": {

@@ -85,6 +85,8 @@ async def build_payload(request: web.Request, resource: Resource, action: str) -
     if action in ("create", "update", "patch"):
         data = await read_body(request)
         payload["data"] = data if request.content_type.endswith("json") else form_nulls(data, resource.schema_instance)
+    if action == "create" and "Idempotency-Key" in request.headers:
+        payload["idempotency_key"] = request.headers["Idempotency-Key"]  # as /ws/ carries it
     return payload
 
 

@@ -15,6 +15,8 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -97,9 +99,14 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds after each write")
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    if len(kinds) > 1:  # a process each: the bench user is named after the process
+        for kind in kinds:
+            subprocess.run([sys.executable, "-m", "benchmark.stall", *sys.argv[1:], "--kinds", kind], check=True)
+        return
     os.environ["DASHBOARD_MAX_SUBSCRIPTIONS_PER_SOCKET"] = str(args.per_socket)
     rows = args.sockets * args.per_socket
-    for kind in args.kinds.split(","):
+    for kind in kinds:
         subject = servers.start_ours(args.database_url, ["--workers", "1"])
         try:
             servers.reset_ours(subject, rows)

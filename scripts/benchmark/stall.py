@@ -6,7 +6,8 @@ holds `serve --workers 1`, measured as the worst /healthz latency around each wr
 Kinds of subscriptions, each on a fresh server: `instance` (subscribe_instance, each on its own
 patient: a write reaches one), `filtered` (subscribe with {"id": pk}, each its own: a write
 reaches one), `stream` (subscribe without filters: a write reaches all). A probe asks /healthz
-back to back all along; a write's stall is the probe's slowest answer in the interval after it.
+back to back all along; a write's stall is the probe's slowest answer in the interval after it
+(the server's CPU time over the writes is reported too: steadier than latencies on a busy machine).
 """
 from __future__ import annotations
 
@@ -58,8 +59,14 @@ async def probe(session: aiohttp.ClientSession, url: str, samples: list[tuple[fl
         samples.append((started, time.monotonic() - started))
 
 
-async def measure(target: Any, kind: str, sockets: int, per_socket: int, writes: int, interval: float,
-                  pks: tuple[int, ...]) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(target: Any, server_pid: int, kind: str, sockets: int, per_socket: int, writes: int,
+                  interval: float, pks: tuple[int, ...]) -> dict[str, Any]:
     url = f"http://{target.host}:{target.port}"
     ws_url = f"{url}/ws/?token={target.token}"
     received = [0]
@@ -72,6 +79,7 @@ async def measure(target: Any, kind: str, sockets: int, per_socket: int, writes:
         quiet = max(latency for _, latency in samples)
         writer = await session.ws_connect(ws_url)
         stalls = []
+        cpu = cpu_seconds(server_pid)
         for n in range(writes):
             started = time.monotonic()
             pk = pks[(n * 7919) % len(pks)]
@@ -80,6 +88,7 @@ async def measure(target: Any, kind: str, sockets: int, per_socket: int, writes:
             await writer.receive()
             await asyncio.sleep(interval)
             stalls.append(max(latency for at, latency in samples if at >= started - 0.05))
+        cpu = cpu_seconds(server_pid) - cpu
         prober.cancel()
         await writer.close()
         for ws, task in held:
@@ -87,7 +96,9 @@ async def measure(target: Any, kind: str, sockets: int, per_socket: int, writes:
             await ws.close()
     return {"kind": kind, "subscriptions": sockets * per_socket, "sockets": sockets, "pushes": received[0],
             "quiet_ms": round(quiet * 1000, 1), "stall_p50_ms": round(statistics.median(stalls) * 1000, 1),
-            "stall_max_ms": round(max(stalls) * 1000, 1)}
+            "stall_max_ms": round(max(stalls) * 1000, 1),
+            # Server CPU per write: the probe's too (it never stops), so compare kinds and checkouts, not absolutes.
+            "server_cpu_ms_per_write": round(cpu * 1000 / writes, 1)}
 
 
 def main() -> None:
@@ -111,7 +122,7 @@ def main() -> None:
         try:
             servers.reset_ours(subject, rows)
             pks = asyncio.run(ensure_rows(subject.target, rows))
-            print(json.dumps(asyncio.run(measure(subject.target, kind, args.sockets, args.per_socket, args.writes,
+            print(json.dumps(asyncio.run(measure(subject.target, subject.server_pid, kind, args.sockets, args.per_socket, args.writes,
                                                  args.interval, pks))), flush=True)
         finally:
             subject.stop()

@@ -101,7 +101,10 @@ class Outbox:
 
     def put(self, frame: str) -> None:
         """A push: queued now, never waiting; over the budget, the socket is closed."""
-        if not self.closing and self._queue(frame) and self.overrun():
+        if self.closing:
+            return
+        # The transport's buffer is looked at only when the writer waits for the client, or the queue alone is far over.
+        if self._queue(frame) and (self._sending or self._queued > BURST_FACTOR * self.budget) and self.overrun():
             self.overflow()
 
     def _queue(self, frame: str) -> bool:

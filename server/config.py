@@ -50,7 +50,10 @@ class Config:
     # Who may read /metrics (comma-separated networks). Through a trusted proxy the address checked
     # is the client's (X-Forwarded-For); through any other proxy, nobody's.
     metrics_allow: str = "127.0.0.1/32,::1/128"
-    outbound_queue: int = 1024            # frames waiting for a slow client; a full queue closes it (1008)
+    # Bytes a socket may hold unsent (queued and in the transport's buffer): replies wait for room;
+    # pushes over it close a client that does not read (1008), as does taking nothing for the deadline.
+    socket_budget_bytes: int = 4 * 1024 * 1024
+    send_deadline_seconds: float = 30.0
     changes_retain_seconds: float = 7 * 24 * 3600.0   # changes kept for resuming (`since`)
     changes_retain_rows: int = 1_000_000  # ... and at most this many changes
     # The audit trail (`history`: who changed what; `logins`) outlives resume cursors: a year and a day.

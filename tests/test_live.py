@@ -146,6 +146,26 @@ async def test_filters_push_rows_entering_and_leaving(ws: Socket, client) -> Non
     await nothing_more(ws)
 
 
+async def test_equality_filters_see_rows_entering_and_leaving_by_their_value(ws: Socket) -> None:
+    """Subscriptions with an equality term are found by its value (server/live/subscriptions.py):
+    a change reaches those matching its row before or after it, and no others."""
+    for request_id, last_name in (("ward", "Ward"), ("else", "Else"), ("other", "Other")):
+        assert (await ws.request("subscribe", request_id=request_id, filters={"last_name": last_name}))["response_status"] == 201
+    assert (await ws.request("subscribe", request_id="ward-ada", filters={"first_name": "Ada", "last_name": "Ward"}))[
+        "response_status"] == 201
+    ada = await create(ws, last_name="Ward")
+    assert by_request_id(await pushes(ws, 2)) == [push(ada, "create", 200, "ward"), push(ada, "create", 200, "ward-ada")]
+    await nothing_more(ws)
+    moved = (await ws.request("patch", pk=ada["id"], data={"last_name": "Else"}))["data"]
+    assert by_request_id(await pushes(ws, 3)) == [
+        push(moved, "create", 200, "else"), push({"pk": ada["id"]}, "delete", 204, "ward"),
+        push({"pk": ada["id"]}, "delete", 204, "ward-ada")]
+    await nothing_more(ws)
+    renamed = (await ws.request("patch", pk=ada["id"], data={"first_name": "Augusta"}))["data"]
+    assert await pushes(ws, 1) == [push(renamed, "update", 200, "else")]
+    await nothing_more(ws)
+
+
 async def test_bad_filters_and_cursors_are_400(ws: Socket) -> None:
     reply = await ws.request("subscribe", request_id="s", filters={"ward": 1, "id__gt": "x"}, since="nonsense")
     assert reply == error([{"filters": [

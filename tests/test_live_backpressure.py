@@ -16,7 +16,7 @@ SLOW_SUBSCRIPTIONS = 50   # each change becomes 50 pushes on the slow socket: it
 
 @pytest.fixture
 def config() -> Config:
-    return Config(heartbeat_seconds=30.0, db_timeout_seconds=3.0, outbound_queue=8)
+    return Config(heartbeat_seconds=30.0, db_timeout_seconds=3.0, socket_budget_bytes=16384)
 
 
 async def test_a_client_that_stops_reading_is_closed_with_1008(client, token: str, ws: Socket, caplog) -> None:

@@ -7,9 +7,9 @@ its socket's sink without waiting (server/web/connection.py frames and sends it)
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 from typing import Any, Mapping, Protocol
@@ -50,6 +50,7 @@ class Subscription:
     pk: int | None = None                  # subscribe_instance; None for subscribe
     terms: tuple[FilterTerm, ...] = ()     # subscribe's filters
     ended: bool = False                    # by an error push: nothing more is sent for it
+    order: int = 0                         # when it was registered (server/live/subscriptions.py Registry)
 
     @functools.cached_property
     def request_id_json(self) -> str:
@@ -71,59 +72,153 @@ class Subscription:
         if event is not None:
             self.owner.sink.deliver(self, event)
 
+    def deliver(self, event: Event) -> None:
+        """A stream's push whose filters matched: the same permission check as event()."""
+        if self.stream.allows(self.owner.user, "retrieve"):
+            self.owner.sink.deliver(self, event)
+
 
 class Registry:
-    """Every subscription of this process, by what it watches."""
+    """Every subscription of this process, by what it watches: a change costs a look at the
+    subscriptions of its object, and at the distinct filters of its stream that it can match."""
 
     def __init__(self, streams: Mapping[str, Stream], limit: int) -> None:
         self._streams_by_name = streams
-        self.limit, self.count = limit, 0  # subscriptions of this process: each costs every change a look
-        # Dicts as ordered sets: pushes of one change go out in the order of subscribing.
-        self._instances: dict[tuple[str, int], dict[Subscription, None]] = collections.defaultdict(dict)
-        self._streams: dict[str, dict[Subscription, None]] = collections.defaultdict(dict)
+        self.limit, self.count = limit, 0  # subscriptions of this process
+        self._order = itertools.count()    # pushes of one change go out in the order of subscribing
+        # Dicts as ordered sets.
+        self._instances: dict[tuple[str, int], dict[Subscription, None]] = {}
+        self._filters: dict[str, Filters] = {}  # subscribe's, per resource
 
     def add(self, sub: Subscription) -> None:
-        watchers = self._watchers(sub)
+        if sub.pk is None:
+            watchers = self._filters.setdefault(sub.stream.name, Filters()).group(sub.terms)
+        else:
+            watchers = self._instances.setdefault((sub.stream.name, sub.pk), {})
         if sub not in watchers:
             self.count += 1
+            sub.order = next(self._order)
         watchers[sub] = None
 
     def remove(self, sub: Subscription) -> None:
-        watchers = self._watchers(sub)
-        if watchers.pop(sub, False) is None:
+        if sub.pk is not None:
+            key = (sub.stream.name, sub.pk)
+            watchers = self._instances.get(key, {})
+            if watchers.pop(sub, False) is None:
+                self.count -= 1
+            if not watchers:  # keep the maps as small as what is watched
+                self._instances.pop(key, None)
+            return
+        filters = self._filters.get(sub.stream.name)
+        if filters is not None and filters.remove(sub):
             self.count -= 1
-        if not watchers:  # keep the maps as small as what is watched
-            if sub.pk is None:
-                del self._streams[sub.stream.name]
-            else:
-                del self._instances[(sub.stream.name, sub.pk)]
-
-    def _watchers(self, sub: Subscription) -> dict[Subscription, None]:
-        if sub.pk is None:
-            return self._streams[sub.stream.name]
-        return self._instances[(sub.stream.name, sub.pk)]
+            if not filters:
+                del self._filters[sub.stream.name]
 
     def publish(self, change: Change, cursor: Cursor) -> None:
         """Offer a change to everyone watching its object or its stream."""
-        watchers = tuple(self._instances.get((change.resource, change.object_id), ()))
-        watchers += tuple(self._streams.get(change.resource, ()))
+        watchers = self._instances.get((change.resource, change.object_id))
+        filters = self._filters.get(change.resource)
         stream = self._streams_by_name.get(change.resource)
-        if not watchers or stream is None:
+        if (not watchers and filters is None) or stream is None:
             return
         push = Push(stream, change, cursor)
-        for sub in watchers:
-            sub.offer(push)
+        if watchers:
+            for sub in tuple(watchers):
+                sub.offer(push)
+        if filters is not None:
+            for sub, event in filters.reached(push):
+                sub.deliver(event)
 
     def __bool__(self) -> bool:
-        return bool(self._instances or self._streams)
+        return bool(self._instances or self._filters)
 
     def lose_all(self) -> int:
         """Changes were pruned before this process read them: every subscription ends with a 410
         push (the client lists again); returns how many."""
-        subs = [sub for table in (self._instances, self._streams) for watchers in table.values() for sub in watchers]
+        subs = [sub for watchers in self._instances.values() for sub in watchers]
+        subs += [sub for filters in self._filters.values() for sub in filters.subscriptions()]
         for sub in subs:
             sub.owner.end(sub, Gone())
         return len(subs)
+
+
+class Filters:
+    """One resource's `subscribe` subscriptions, grouped by their filters (each group's verdict on a
+    change is computed once), the groups found by the value of an equality term where they have one:
+    a change is looked at only by the groups it may match, and by those with no equality term."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[FilterTerm, ...], dict[Subscription, None]] = {}
+        self._unindexed: dict[tuple[FilterTerm, ...], None] = {}
+        self._by_value: dict[str, dict[Any, dict[tuple[FilterTerm, ...], None]]] = {}  # field -> value -> groups
+
+    def group(self, terms: tuple[FilterTerm, ...]) -> dict[Subscription, None]:
+        """The subscriptions with these filters (a new, indexed group if there were none)."""
+        group = self._groups.get(terms)
+        if group is None:
+            group = self._groups[terms] = {}
+            key = equality(terms)
+            if key is None:
+                self._unindexed[terms] = None
+            else:
+                self._by_value.setdefault(key[0], {}).setdefault(key[1], {})[terms] = None
+        return group
+
+    def remove(self, sub: Subscription) -> bool:
+        """Whether it was here."""
+        group = self._groups.get(sub.terms)
+        if group is None or group.pop(sub, False) is not None:
+            return False
+        if not group:
+            del self._groups[sub.terms]
+            key = equality(sub.terms)
+            if key is None:
+                del self._unindexed[sub.terms]
+            else:
+                values = self._by_value[key[0]]
+                del values[key[1]][sub.terms]
+                if not values[key[1]]:
+                    del values[key[1]]
+                if not values:
+                    del self._by_value[key[0]]
+        return True
+
+    def reached(self, push: Push) -> list[tuple[Subscription, Event]]:
+        """The subscriptions this change has a push for, in the order of subscribing."""
+        candidates = dict.fromkeys(self._unindexed)
+        for field, values in self._by_value.items():
+            for row in (push.after, push.before):
+                if row is not None and (groups := values.get(row.get(field))):
+                    candidates.update(groups)
+        reached: list[tuple[Subscription, Event]] = []
+        matching = 0
+        for terms in candidates:
+            event = push.stream_event(terms)
+            if event is not None:
+                matching += 1
+                reached.extend((sub, event) for sub in self._groups[terms])
+        if matching > 1:
+            reached.sort(key=lambda pair: pair[0].order)
+        return reached
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def subscriptions(self) -> list[Subscription]:
+        return [sub for group in self._groups.values() for sub in group]
+
+
+def equality(terms: tuple[FilterTerm, ...]) -> tuple[str, Any] | None:
+    """(field, value) of the first `field = value` term: only a row with that value can match."""
+    for term in terms:
+        if term.op == "" and term.value is not None:
+            try:
+                hash(term.value)
+            except TypeError:
+                continue
+            return term.field, term.value
+    return None
 
 
 def request_key(request_id: Any) -> str:

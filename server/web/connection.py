@@ -22,6 +22,7 @@ from server.live.pushes import Event
 from server.live.subscriptions import Registry, SocketSubscriptions, Subscription
 from server.resources.declaration import Call, Resource
 from server.resources.dispatch import Outcome, run_action
+from server.resources.subscribe import SUBSCRIBE
 from server.store.db import Database
 from server.web.authenticate import Principal
 from server.web.codec import FrameError, encode, encode_push, envelope, parse_frame
@@ -32,7 +33,6 @@ from server.web.outbox import Outbox
 log = logging.getLogger(__name__)
 connection_ids = itertools.count(1)
 
-HELD_FACTOR = 16            # pushes held during one request, in outbound queue limits, before giving up
 REPLY_GRACE_SECONDS = 5.0   # how long shutdown waits for a request in flight (the database timeout's order)
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: sustained abuse of the request rate
 CLOSE_UNAUTHORIZED = 4401
@@ -49,32 +49,47 @@ class Connection:
         self.id = next(connection_ids)
         self.log = logging.LoggerAdapter(log, {"connection": self.id})
         self.throttle = FrameThrottle(hub.config)
-        self.outbox = Outbox(ws, request, hub.config.outbound_queue, on_sent=hub.metrics.frame_sent,
-                             on_overflow=lambda: hub.metrics.count_throttled("queue"))
-        self.subscriptions = SocketSubscriptions(hub.listener, hub.registry, principal.user, self,
-                                                 hub.config.max_subscriptions_per_socket)
+        config = hub.config
+        self.outbox = Outbox(ws, request, config.socket_budget_bytes, config.send_deadline_seconds,
+                             on_sent=hub.metrics.frame_sent, on_overflow=hub.metrics.count_throttled)
+        self._subscriptions: SocketSubscriptions | None = None  # made by the first subscribe
         self._replying = asyncio.Lock()                  # held from a request to its reply (and shutdown)
-        self._held: collections.deque[str] | None = None  # pushes waiting for the reply in progress
+        self._holding = False                            # a request is in progress: pushes wait for its reply
+        self._held: collections.deque[str] | None = None  # ... here, made when the first one arrives
+        self._held_bytes = 0
+
+    @property
+    def subscriptions(self) -> SocketSubscriptions:
+        if self._subscriptions is None:
+            hub = self.hub
+            self._subscriptions = SocketSubscriptions(hub.listener, hub.registry, self.principal.user, self,
+                                                      hub.config.max_subscriptions_per_socket)
+        return self._subscriptions
 
     async def answer(self, message: WSMessage) -> bool:
         """Answer one request frame; False once the socket must stop reading."""
         async with self._replying:
-            if self.ws.closed:
+            if self.outbox.closing:  # closed, or being closed for its limits: no more work for it
                 return False
             refusal = self.throttle.check()  # before the frame is dispatched
             if refusal is not None and self.throttle.abusive:
                 self.hub.metrics.count_throttled("rate")
-                await self.ws.close(code=CLOSE_POLICY, message=b"Request rate limit exceeded")
+                await self.outbox.shut(CLOSE_POLICY, b"Request rate limit exceeded")
                 return False
-            self._held = collections.deque()
-            await self.outbox.put_paced(await self._reply(message, refusal))
-            # A new subscription's replay, then the pushes held meanwhile; pushes arriving
-            # during the replay follow it.
-            if self.subscriptions.starting:
-                await self.subscriptions.start()
-            while self._held:
-                await self.outbox.put_paced(self._held.popleft())
-            self._held = None
+            self._holding = True
+            try:
+                await self.outbox.send(await self._reply(message, refusal))
+                # A new subscription's replay, then the pushes held meanwhile; pushes arriving
+                # during the replay follow it.
+                subscriptions = self._subscriptions
+                if subscriptions is not None and subscriptions.starting:
+                    await subscriptions.start()
+                while self._held:  # made by the first push held, maybe while the reply waited
+                    frame = self._held.popleft()
+                    self._held_bytes -= len(frame)
+                    await self.outbox.send(frame)
+            finally:
+                self._holding, self._held, self._held_bytes = False, None, 0
         return True
 
     async def _reply(self, message: WSMessage, refusal: Throttled | None) -> str:
@@ -100,8 +115,10 @@ class Connection:
     async def _run(self, resource: Resource, payload: Mapping[str, Any]) -> Outcome:
         if "action" not in payload:
             return Outcome.failed(MethodNotAllowed(NO_ACTION))
-        call = Call(self.hub.db, self.principal.user, resource, self.hub.max_page_size, self.subscriptions)
         action = payload["action"]
+        # The subscription state exists from the first subscribe on: an idle socket holds none.
+        live = self.subscriptions if type(action) is str and action in SUBSCRIBE else self._subscriptions
+        call = Call(self.hub.db, self.principal.user, resource, self.hub.max_page_size, live)
         if isinstance(action, str):
             return await run_action(call, action, payload)
         return await run_action(call, None, payload, asked=json.dumps(action))
@@ -129,17 +146,19 @@ class Connection:
 
     def deliver(self, sub: Subscription, event: Event) -> None:
         frame = push_frame(sub, event)
-        if self._held is None:
+        if not self._holding:
             self.outbox.put(frame)
             return
+        if self._held is None:
+            self._held = collections.deque()
         self._held.append(frame)
-        # Held frames count as waiting: too many for a client that does not read, or far too many.
-        limit = self.outbox.limit
-        if len(self._held) > limit and (self.outbox.stalled or len(self._held) > HELD_FACTOR * limit):
+        self._held_bytes += len(frame)
+        # Held frames count against the budget as queued ones do.
+        if self.outbox.overrun(self._held_bytes):
             self.outbox.overflow()
 
     async def deliver_paced(self, sub: Subscription, event: Event) -> None:
-        await self.outbox.put_paced(push_frame(sub, event))
+        await self.outbox.send(push_frame(sub, event))
 
     def refuse(self, sub: Subscription, error: ApiError) -> None:
         reply = envelope(error.status, errors=error.errors, action=sub.action, request_id=sub.request_id)
@@ -156,23 +175,29 @@ class Connection:
             acquired = True
             await asyncio.wait_for(self.outbox.drained(), REPLY_GRACE_SECONDS)
         try:
-            await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
+            await self.outbox.shut(WSCloseCode.GOING_AWAY, b"Server shutdown")
         finally:
             if acquired:
                 self._replying.release()
 
     async def revoke(self) -> None:
         self.log.info("closing a socket of user %s: credentials revoked", self.principal.user.username)
-        await self.ws.close(code=CLOSE_UNAUTHORIZED, message=b"Credentials revoked")
+        await self.outbox.shut(CLOSE_UNAUTHORIZED, b"Credentials revoked")
 
     async def finish(self) -> None:
         """After the read loop. Bookkeeping first: a handler cancelled while closing (the peer
         vanished) stops at the await."""
-        self.subscriptions.close()
+        if self._subscriptions is not None:
+            self._subscriptions.close()
         self.hub.remove(self)
         self.hub.metrics.websockets_open.dec()
-        self.log.info("ws %d closed: code %s", self.id, self.ws.close_code)
-        await self.outbox.close()
+        try:
+            await self.outbox.close()  # a policy close in progress ends first: the line names its code
+        finally:
+            if self.outbox.aborted is None:
+                self.log.info("ws %d closed: code %s", self.id, self.ws.close_code)
+            else:  # the close frame was sent, but the client did not take it: it never saw the code
+                self.log.info("ws %d closed: code %s, aborted", self.id, self.outbox.aborted)
 
 
 def read_frame(message: WSMessage) -> tuple[str | None, Mapping[str, Any], FrameError | None]:

@@ -12,7 +12,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from server import __version__
 
 HANDSHAKE_STATUSES = (400, 401, 403, 429, 503)
-THROTTLE_REASONS = ("login", "queue", "rate")
+THROTTLE_REASONS = ("deadline", "login", "queue", "rate")
 LOGIN_OUTCOMES = ("success", "unknown user", "wrong password", "inactive", "no password", "throttled")
 # Request latency buckets: a retrieve takes ~1 ms here; a database timeout is seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -140,7 +140,7 @@ class Metrics:
         self.handshakes_rejected.labels(str(status)).inc()
 
     def count_throttled(self, reason: str) -> None:
-        """For rate and queue limits: reason is a fixed word such as "rate" or "queue", never client text."""
+        """For rate and outbox limits: reason is a fixed word ("rate", "queue", "deadline"), never client text."""
         self.throttled.labels(reason).inc()
 
     def render(self, accept: str) -> tuple[bytes, str]:

@@ -307,6 +307,10 @@ def admit_with_readings(server: Server, token: str, last: str, readings: dict[st
     return patient
 
 
+# The wall at 1920×1080 shows at least this many patients, one line each, without scrolling.
+WALL_ROWS = 18
+WARD_NAMES = ("Okafor", "Nguyen", "Schmidt", "Kowalski", "Haddad", "O'Brien", "Rossi", "Tanaka", "Dubois", "Jensen",
+              "Moreau", "Silva", "Adeyemi", "Larsen", "Novak")
 # The issue's deteriorating patient, on air and alert: every NEWS2 parameter present.
 DETERIORATING = {"heart_rate": 138, "spo2": 86, "temperature": 39.6, "resp_rate": 28, "systolic_bp": 84,
                  "diastolic_bp": 50, "supplemental_oxygen": 0, "consciousness": 0}
@@ -443,11 +447,18 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
                                                              shots: Path) -> None:
     """At 1920×1080: the issue's deteriorating patient (here also on oxygen and responding only to voice,
     NEWS2 19) heads the wall above a well patient whose name comes first; no forms; nothing under 24 px;
-    each vital with its 24-hour sparkline; the tab title counts patients and names the highest NEWS2."""
-    well, sick = unique("Abbott"), unique("Zeller")
+    every vital in its own column on the screen, with its 24-hour sparkline; an incomplete patient's badge
+    does not push them off it (it did: the vitals went past the right edge, every row 300 px tall); a ward
+    of WALL_ROWS patients fits on the one screen; the tab title counts patients and names the highest NEWS2."""
+    well, sick, partial = unique("Abbott"), unique("Zeller"), unique("Longfellow-Featherstonehaugh")
     admit_with_readings(server, token, well, WELL)
     admit_with_readings(server, token, sick, {**DETERIORATING, "supplemental_oxygen": 2, "consciousness": 2},
                         worsening=True)
+    admit_with_readings(server, token, partial, {"heart_rate": 96, "systolic_bp": 190})  # the rest never taken
+    for number, name in enumerate(WARD_NAMES):  # the rest of a ward: mostly well, a few mildly unwell
+        admit_with_readings(server, token, unique(name), {**WELL, "heart_rate": 64 + 4 * number,
+                            "resp_rate": 12 + number % 10, "temperature": round(36.2 + 0.25 * (number % 9), 1)},
+                            worsening=number % 3 == 0)
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="en-GB", timezone_id="UTC")
     try:
         page = context.new_page()
@@ -457,7 +468,8 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
         page.goto(server.base + "/?view=wall")
         expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=10_000)
         expect(page.locator("#patient-rows tr").first.locator("th")).to_have_text(f"{sick}, Pat")
-        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("NEWS2 19 high")
+        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("19 high")  # under the NEWS2 header
+        page.screenshot(path=str(shots / "wall.png"))  # before the checks: what a failure looked like
         names = page.locator("#patient-rows th").all_text_contents()
         assert names.index(f"{sick}, Pat") < names.index(f"{well}, Pat")
         expect(page.locator("form:visible, input:visible, select:visible, #patient-rows button")).to_have_count(0)
@@ -466,13 +478,25 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
             .map((e) => parseFloat(getComputedStyle(e).fontSize)))""")
         assert smallest >= 24, smallest
         assert page.locator("#patients").evaluate("e => e.getBoundingClientRect().width") >= 1800  # fills the screen
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] == widths[1] == 1920, widths  # nothing past the right edge
+        for header in ("HR bpm", "BP mmHg", "SpO₂ %", "O₂ L/min", "RR /min", "Temp °C", "ACVPU"):
+            expect(page.get_by_role("columnheader", name=header, exact=True)).to_be_in_viewport(ratio=1)
+        for kind, text in (("heart_rate", "138"), ("systolic_bp", "84/50"), ("spo2", "86"), ("supplemental_oxygen", "2"),
+                           ("resp_rate", "28"), ("temperature", "39.6"), ("consciousness", "V")):
+            vital = row(page, sick).locator(f".vital[data-kind={kind}]")
+            expect(vital.locator(".reading")).to_have_text(text)
+            expect(vital).to_be_in_viewport(ratio=1)
+        expect(row(page, partial).locator(".vital[data-kind=systolic_bp] .reading")).to_have_text("190/–")
+        expect(row(page, partial).locator("td.news2 .badge")).to_have_text("≥ 1 low, incomplete")
+        bottoms = page.locator("#patient-rows tr").evaluate_all("rows => rows.map((r) => r.getBoundingClientRect().bottom)")
+        assert len(bottoms) >= WALL_ROWS and bottoms[WALL_ROWS - 1] <= 1080, bottoms  # a ward on one screen
         trend = row(page, sick).locator(".vital[data-kind=heart_rate] svg.spark")
         expect(trend).to_have_attribute("aria-label", "Heart rate, last 24 hours: 3 readings from 72 to 138")
         assert len(trend.locator("polyline").get_attribute("points").split()) == 3
         expect(page).to_have_title(re.compile(r"^\d+ patients · highest NEWS2 19 · Ward dashboard$"))
         icon = page.request.get(server.base + page.locator("link[rel=icon]").get_attribute("href"))
         assert icon.status == 200 and icon.headers["content-type"] == "image/svg+xml"
-        page.screenshot(path=str(shots / "wall.png"))
         assert errors == []
         page.set_viewport_size({"width": 1440, "height": 900})
         page.goto(server.base + "/")  # the desk view of the same ward, for docs/screenshots/desk.png

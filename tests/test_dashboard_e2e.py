@@ -307,8 +307,10 @@ def admit_with_readings(server: Server, token: str, last: str, readings: dict[st
     return patient
 
 
-# The wall at 1920×1080 shows at least this many patients, one line each, without scrolling.
-WALL_ROWS = 18
+# The wall at 1920×1080 shows at least this many patients without scrolling. A one-line row is 44 px
+# under a 156 px head: 21 would fit; this test alone makes 18, one of them 3 lines tall (all 18 fit);
+# with the module's other patients (three 3-line names, several 2-line "incomplete" badges) 16 fit.
+WALL_ROWS = 16
 WARD_NAMES = ("Okafor", "Nguyen", "Schmidt", "Kowalski", "Haddad", "O'Brien", "Rossi", "Tanaka", "Dubois", "Jensen",
               "Moreau", "Silva", "Adeyemi", "Larsen", "Novak")
 # The deteriorating patient, on air and alert: every NEWS2 parameter present.

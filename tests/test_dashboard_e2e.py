@@ -291,12 +291,13 @@ def ago(**delta: float) -> str:
 
 
 def admit_with_readings(server: Server, token: str, last: str, readings: dict[str, float],
-                        measured_at: str | None = None, *, worsening: bool = False) -> dict[str, Any]:
+                        measured_at: str | None = None, *, worsening: bool = False,
+                        first_name: str = "Pat") -> dict[str, Any]:
     """A patient with one set of observations; `worsening`: after a well set 16 h ago and a set halfway
     between well and these values 6 h ago (so each vital has a 24-hour trend to draw)."""
     units = {"heart_rate": "bpm", "spo2": "%", "temperature": "°C", "resp_rate": "/min", "systolic_bp": "mmHg",
              "diastolic_bp": "mmHg", "supplemental_oxygen": "L/min", "consciousness": "ACVPU"}
-    patient = server.api("POST", "patients/", token, {"first_name": "Pat", "last_name": last,
+    patient = server.api("POST", "patients/", token, {"first_name": first_name, "last_name": last,
                                                       "admission_date": "2026-11-01T08:30:00Z"})
     sets = [(ago(hours=16), WELL), (ago(hours=6), {kind: round((WELL[kind] + value) / 2) if kind != "temperature"
                                                    else round((WELL[kind] + value) / 2, 1) for kind, value in readings.items()})]
@@ -460,7 +461,7 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
     for number, name in enumerate(WARD_NAMES):  # the rest of a ward: mostly well, a few mildly unwell
         admit_with_readings(server, token, unique(name), {**WELL, "heart_rate": 64 + 4 * number,
                             "resp_rate": 12 + number % 10, "temperature": round(36.2 + 0.25 * (number % 9), 1)},
-                            worsening=number % 3 == 0)
+                            worsening=number % 3 == 0, first_name="Sam")  # not in desk.png's "Pat " search
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="en-GB", timezone_id="UTC")
     try:
         page = context.new_page()

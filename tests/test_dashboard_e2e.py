@@ -309,7 +309,7 @@ def admit_with_readings(server: Server, token: str, last: str, readings: dict[st
 
 
 # The wall at 1920×1080 shows at least this many patients without scrolling. A one-line row is 44 px
-# under a 156 px head: 21 would fit; this test alone makes 18, one of them 3 lines tall (all 18 fit);
+# under a 156 px head: 21 would fit; this test alone makes 19, two of them taller (all 19 fit);
 # with the module's other patients (three 3-line names, several 2-line "incomplete" badges) 16 fit.
 WALL_ROWS = 16
 WARD_NAMES = ("Okafor", "Nguyen", "Schmidt", "Kowalski", "Haddad", "O'Brien", "Rossi", "Tanaka", "Dubois", "Jensen",
@@ -453,11 +453,14 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
     every vital in its own column on the screen, with its 24-hour sparkline; an incomplete patient's badge
     does not push them off it (it did: the vitals went past the right edge, every row 300 px tall); a ward
     of WALL_ROWS patients fits on the one screen; the tab title counts patients and names the highest NEWS2."""
-    well, sick, partial = unique("Abbott"), unique("Zeller"), unique("Longfellow-Featherstonehaugh")
+    well, sick, partial, late = unique("Abbott"), unique("Zeller"), unique("Longfellow-Featherstonehaugh"), unique("Whitby")
     admit_with_readings(server, token, well, WELL)
     admit_with_readings(server, token, sick, {**DETERIORATING, "supplemental_oxygen": 2, "consciousness": 2},
                         worsening=True)
     admit_with_readings(server, token, partial, {"heart_rate": 96, "systolic_bp": 190})  # the rest never taken
+    patient = admit_with_readings(server, token, late, {k: v for k, v in WELL.items() if k != "heart_rate"})
+    server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": "heart_rate", "value": 72, "unit": "bpm",
+                                          "measured_at": ago(hours=26)})  # stale, with a date: wraps in its column
     for number, name in enumerate(WARD_NAMES):  # the rest of a ward: mostly well, a few mildly unwell
         admit_with_readings(server, token, unique(name), {**WELL, "heart_rate": 64 + 4 * number,
                             "resp_rate": 12 + number % 10, "temperature": round(36.2 + 0.25 * (number % 9), 1)},
@@ -492,6 +495,9 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
             expect(vital).to_be_in_viewport(ratio=1)
         expect(row(page, partial).locator(".vital[data-kind=systolic_bp] .reading")).to_have_text("190/–")
         expect(row(page, partial).locator("td.news2 .badge")).to_have_text("≥ 1 low, incomplete")
+        stale = row(page, late).locator(".vital[data-kind=heart_rate]")
+        expect(stale.locator(".stale-tag")).to_have_text("stale")
+        assert stale.evaluate("e => e.scrollWidth <= e.clientWidth")  # it wraps inside its column, not past it
         bottoms = page.locator("#patient-rows tr").evaluate_all("rows => rows.map((r) => r.getBoundingClientRect().bottom)")
         assert len(bottoms) >= WALL_ROWS and bottoms[WALL_ROWS - 1] <= 1080, bottoms  # a ward on one screen
         trend = row(page, sick).locator(".vital[data-kind=heart_rate] svg.spark")

@@ -474,7 +474,6 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
         page.goto(server.base + "/?view=wall")
         expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=10_000)
         expect(page.locator("#patient-rows tr").first.locator("th")).to_have_text(f"{sick}, Pat")
-        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("19 high")  # under the NEWS2 header
         page.screenshot(path=str(shots / "wall.png"))  # before the checks: what a failure looked like
         names = page.locator("#patient-rows th").all_text_contents()
         assert names.index(f"{sick}, Pat") < names.index(f"{well}, Pat")
@@ -493,6 +492,7 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
             vital = row(page, sick).locator(f".vital[data-kind={kind}]")
             expect(vital.locator(".reading")).to_have_text(text)
             expect(vital).to_be_in_viewport(ratio=1)
+        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("19 high")  # under the NEWS2 header
         expect(row(page, partial).locator(".vital[data-kind=systolic_bp] .reading")).to_have_text("190/–")
         expect(row(page, partial).locator("td.news2 .badge")).to_have_text("≥ 1 low, incomplete")
         stale = row(page, late).locator(".vital[data-kind=heart_rate]")

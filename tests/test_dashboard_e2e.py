@@ -291,12 +291,13 @@ def ago(**delta: float) -> str:
 
 
 def admit_with_readings(server: Server, token: str, last: str, readings: dict[str, float],
-                        measured_at: str | None = None, *, worsening: bool = False) -> dict[str, Any]:
+                        measured_at: str | None = None, *, worsening: bool = False,
+                        first_name: str = "Pat") -> dict[str, Any]:
     """A patient with one set of observations; `worsening`: after a well set 16 h ago and a set halfway
     between well and these values 6 h ago (so each vital has a 24-hour trend to draw)."""
     units = {"heart_rate": "bpm", "spo2": "%", "temperature": "°C", "resp_rate": "/min", "systolic_bp": "mmHg",
              "diastolic_bp": "mmHg", "supplemental_oxygen": "L/min", "consciousness": "ACVPU"}
-    patient = server.api("POST", "patients/", token, {"first_name": "Pat", "last_name": last,
+    patient = server.api("POST", "patients/", token, {"first_name": first_name, "last_name": last,
                                                       "admission_date": "2026-11-01T08:30:00Z"})
     sets = [(ago(hours=16), WELL), (ago(hours=6), {kind: round((WELL[kind] + value) / 2) if kind != "temperature"
                                                    else round((WELL[kind] + value) / 2, 1) for kind, value in readings.items()})]
@@ -307,6 +308,12 @@ def admit_with_readings(server: Server, token: str, last: str, readings: dict[st
     return patient
 
 
+# The wall at 1920×1080 shows at least this many patients without scrolling. A one-line row is 44 px
+# under a 156 px head: 21 would fit; this test alone makes 19, two of them taller (all 19 fit);
+# with the module's other patients (three 3-line names, several 2-line "incomplete" badges) 16 fit.
+WALL_ROWS = 16
+WARD_NAMES = ("Okafor", "Nguyen", "Schmidt", "Kowalski", "Haddad", "O'Brien", "Rossi", "Tanaka", "Dubois", "Jensen",
+              "Moreau", "Silva", "Adeyemi", "Larsen", "Novak")
 # The issue's deteriorating patient, on air and alert: every NEWS2 parameter present.
 DETERIORATING = {"heart_rate": 138, "spo2": 86, "temperature": 39.6, "resp_rate": 28, "systolic_bp": 84,
                  "diastolic_bp": 50, "supplemental_oxygen": 0, "consciousness": 0}
@@ -443,11 +450,21 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
                                                              shots: Path) -> None:
     """At 1920×1080: the issue's deteriorating patient (here also on oxygen and responding only to voice,
     NEWS2 19) heads the wall above a well patient whose name comes first; no forms; nothing under 24 px;
-    each vital with its 24-hour sparkline; the tab title counts patients and names the highest NEWS2."""
-    well, sick = unique("Abbott"), unique("Zeller")
+    every vital in its own column on the screen, with its 24-hour sparkline; an incomplete patient's badge
+    does not push them off it (it did: the vitals went past the right edge, every row 300 px tall); a ward
+    of WALL_ROWS patients fits on the one screen; the tab title counts patients and names the highest NEWS2."""
+    well, sick, partial, late = unique("Abbott"), unique("Zeller"), unique("Longfellow-Featherstonehaugh"), unique("Whitby")
     admit_with_readings(server, token, well, WELL)
     admit_with_readings(server, token, sick, {**DETERIORATING, "supplemental_oxygen": 2, "consciousness": 2},
                         worsening=True)
+    admit_with_readings(server, token, partial, {"heart_rate": 96, "systolic_bp": 190})  # the rest never taken
+    patient = admit_with_readings(server, token, late, {k: v for k, v in WELL.items() if k != "heart_rate"})
+    server.api("POST", "vitals/", token, {"patient": patient["id"], "kind": "heart_rate", "value": 72, "unit": "bpm",
+                                          "measured_at": ago(hours=26)})  # stale, with a date: wraps in its column
+    for number, name in enumerate(WARD_NAMES):  # the rest of a ward: mostly well, a few mildly unwell
+        admit_with_readings(server, token, unique(name), {**WELL, "heart_rate": 64 + 4 * number,
+                            "resp_rate": 12 + number % 10, "temperature": round(36.2 + 0.25 * (number % 9), 1)},
+                            worsening=number % 3 == 0, first_name="Sam")  # not in desk.png's "Pat " search
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="en-GB", timezone_id="UTC")
     try:
         page = context.new_page()
@@ -457,7 +474,7 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
         page.goto(server.base + "/?view=wall")
         expect(page.locator("#connection-text")).to_have_text(CONNECTED, timeout=10_000)
         expect(page.locator("#patient-rows tr").first.locator("th")).to_have_text(f"{sick}, Pat")
-        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("NEWS2 19 high")
+        page.screenshot(path=str(shots / "wall.png"))  # before the checks: what a failure looked like
         names = page.locator("#patient-rows th").all_text_contents()
         assert names.index(f"{sick}, Pat") < names.index(f"{well}, Pat")
         expect(page.locator("form:visible, input:visible, select:visible, #patient-rows button")).to_have_count(0)
@@ -466,13 +483,29 @@ def test_the_wall_view_puts_the_sickest_first_in_large_type(server: Server, toke
             .map((e) => parseFloat(getComputedStyle(e).fontSize)))""")
         assert smallest >= 24, smallest
         assert page.locator("#patients").evaluate("e => e.getBoundingClientRect().width") >= 1800  # fills the screen
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] == widths[1] == 1920, widths  # nothing past the right edge
+        for header in ("HR bpm", "BP mmHg", "SpO₂ %", "O₂ L/min", "RR /min", "Temp °C", "ACVPU"):
+            expect(page.get_by_role("columnheader", name=header, exact=True)).to_be_in_viewport(ratio=1)
+        for kind, text in (("heart_rate", "138"), ("systolic_bp", "84/50"), ("spo2", "86"), ("supplemental_oxygen", "2"),
+                           ("resp_rate", "28"), ("temperature", "39.6"), ("consciousness", "V")):
+            vital = row(page, sick).locator(f".vital[data-kind={kind}]")
+            expect(vital.locator(".reading")).to_have_text(text)
+            expect(vital).to_be_in_viewport(ratio=1)
+        expect(row(page, sick).locator("td.news2 .badge")).to_have_text("19 high")  # under the NEWS2 header
+        expect(row(page, partial).locator(".vital[data-kind=systolic_bp] .reading")).to_have_text("190/–")
+        expect(row(page, partial).locator("td.news2 .badge")).to_have_text("≥ 1 low, incomplete")
+        stale = row(page, late).locator(".vital[data-kind=heart_rate]")
+        expect(stale.locator(".stale-tag")).to_have_text("stale")
+        assert stale.evaluate("e => e.scrollWidth <= e.clientWidth")  # it wraps inside its column, not past it
+        bottoms = page.locator("#patient-rows tr").evaluate_all("rows => rows.map((r) => r.getBoundingClientRect().bottom)")
+        assert len(bottoms) >= WALL_ROWS and bottoms[WALL_ROWS - 1] <= 1080, bottoms  # a ward on one screen
         trend = row(page, sick).locator(".vital[data-kind=heart_rate] svg.spark")
         expect(trend).to_have_attribute("aria-label", "Heart rate, last 24 hours: 3 readings from 72 to 138")
         assert len(trend.locator("polyline").get_attribute("points").split()) == 3
         expect(page).to_have_title(re.compile(r"^\d+ patients · highest NEWS2 19 · Ward dashboard$"))
         icon = page.request.get(server.base + page.locator("link[rel=icon]").get_attribute("href"))
         assert icon.status == 200 and icon.headers["content-type"] == "image/svg+xml"
-        page.screenshot(path=str(shots / "wall.png"))
         assert errors == []
         page.set_viewport_size({"width": 1440, "height": 900})
         page.goto(server.base + "/")  # the desk view of the same ward, for docs/screenshots/desk.png

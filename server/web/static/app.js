@@ -2,8 +2,8 @@
 import { STALE_AFTER_MS, news2 } from "./news2.js";
 import { Connection } from "./socket.js";
 import { Ward } from "./ward.js";
-import { $, clearErrors, fromLocalInput, showErrors, toLocalInput } from "./forms.js";
-import { fullName, patientRow, when } from "./rows.js";
+import { $, clearErrors, element, fromLocalInput, showErrors, toLocalInput } from "./forms.js";
+import { VITALS, fullName, patientRow, when } from "./rows.js";
 import { VitalsEntry } from "./entry.js";
 
 // The wall view (?view=wall): large type, no forms, the sickest first; else the desk view.
@@ -86,7 +86,7 @@ function render() {
   const rows = visiblePatients(scores);
   const editable = !WALL && view.user?.role === "editor";
   $("#patient-rows").replaceChildren(...rows.map((patient) => patientRow(patient, scores.get(patient.id), {
-    now, staleMs: STALE_MS, hasVitals: ward.hasVitals, editable, latest: ward.latest.get(patient.id),
+    now, staleMs: STALE_MS, hasVitals: ward.hasVitals, editable, wall: WALL, latest: ward.latest.get(patient.id),
     history: ward.history.get(patient.id) })));
   $("#empty").hidden = rows.length > 0;
   $("#count").textContent = `(${rows.length}${rows.length === ward.patients.size ? "" : ` of ${ward.patients.size}`})`;
@@ -307,9 +307,11 @@ function wire() {
   });
 }
 
-// The wall has nothing to type into or press: its order is fixed (NEWS2, then name).
+// The wall has nothing to type into or press: its order is fixed (NEWS2, then name); a column a vital.
 function wallOnly() {
   $(".search").hidden = true;
+  $("#vitals-col").replaceWith(...VITALS.map(([kind, short, unit, long]) => element("th", { scope: "col", "data-kind": kind },
+    element("abbr", { title: long, text: short }), ...(unit === short ? [] : [" ", element("span", { class: "unit", text: unit })]))));
   for (const th of document.querySelectorAll("th[data-sort]")) {
     th.replaceChildren(th.querySelector("button").firstChild.textContent.trim());
     th.removeAttribute("data-sort");

@@ -86,6 +86,12 @@ export function news2(latest, { now = Date.now(), staleAfterMs = STALE_AFTER_MS 
   return { total, scores, band, ...BANDS[band], complete, missing, stale, text: describe(total, band, complete, missing, stale) };
 }
 
+/** The wall's short form, under its "NEWS2" column header: "19 high", "≥ 1 low, incomplete" (the
+ * missing and stale readings show in their own columns there). */
+export function brief(total, band, complete) {
+  return `${complete ? "" : "≥ "}${total} ${BANDS[band].label}${complete ? "" : ", incomplete"}`;
+}
+
 /** One line for people: "NEWS2 7 high", "NEWS2 ≥ 3 low–medium, incomplete: no consciousness; stale: pulse". */
 export function describe(total, band, complete, missing = [], stale = []) {
   const head = `NEWS2 ${complete ? "" : "≥ "}${total} ${BANDS[band].label}`;

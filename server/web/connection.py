@@ -24,7 +24,7 @@ from server.resources.declaration import Call, Resource
 from server.resources.dispatch import Outcome, run_action
 from server.resources.subscribe import SUBSCRIBE
 from server.store.db import Database
-from server.web.authenticate import Principal
+from server.web.authenticate import Principal, TokenCache
 from server.web.codec import FrameError, encode, encode_push, envelope, parse_frame
 from server.web.limits import FrameThrottle, SocketCounter
 from server.web.metrics import Metrics
@@ -244,6 +244,7 @@ class Connections:
         self.counter = SocketCounter(config.max_sockets, config.max_sockets_per_user)
         self._open: dict[Connection, None] = {}
         self._changed: set[int] | None = set()   # users whose credentials changed, unchecked (None: anyone's)
+        self._tokens = TokenCache(config.credential_check_seconds)
         self._recheck = asyncio.Event()
 
     def connect(self, ws: web.WebSocketResponse, request: web.BaseRequest, principal: Principal) -> Connection:
@@ -299,8 +300,14 @@ class Connections:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def tokens(self) -> TokenCache | None:
+        """The handshake's token cache, while the listener hears every change that must drop an entry."""
+        return self._tokens if self.listener.health.connected else None
+
     def credentials_changed(self, users: frozenset[int] | None) -> None:
         """These users' credentials changed (None: anyone's may have): check their sockets now."""
+        self._tokens.forget(users)
         if self._changed is not None:
             self._changed = None if users is None else self._changed | users
         self._recheck.set()

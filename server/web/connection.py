@@ -128,15 +128,15 @@ class Connection:
         """Count and time one reply; a failed one also gets a log line (never the request's data)."""
         # Labels come from the server's own names only: client text would grow the metrics without bound.
         if stream is None:
-            labels = ("(invalid frame)", "(none)")
+            stream, action = "(invalid frame)", "(none)"
         elif resource is None:
-            labels = ("(unknown stream)", "(none)")
-        else:
-            labels = (stream, action if isinstance(action, str) and action in resource.actions else "(unknown action)")
-        self.hub.metrics.request_answered(*labels, status, seconds)
+            stream, action = "(unknown stream)", "(none)"
+        elif not (type(action) is str and action in resource.actions):
+            action = "(unknown action)"
+        self.hub.metrics.request_answered(stream, action, status, seconds)
         if status >= 400:
             self.log.log(logging.WARNING if status >= 500 else logging.INFO,
-                         "ws %d request failed: stream %s action %s status %d", self.id, *labels, status)
+                         "ws %d request failed: stream %s action %s status %d", self.id, stream, action, status)
 
     # The sink of this socket's subscriptions (server/live/subscriptions.py).
 

@@ -16,8 +16,8 @@ from server import __version__
 HANDSHAKE_STATUSES = (400, 401, 403, 429, 503)
 THROTTLE_REASONS = ("deadline", "login", "queue", "rate")
 LOGIN_OUTCOMES = ("success", "unknown user", "wrong password", "inactive", "no password", "throttled")
-# Request latency buckets: a retrieve takes ~1 ms here; a database timeout is seconds.
 FLUSH_SECONDS = 1.0  # with workers: how stale another worker's request counts may be in a scrape
+# Request latency buckets: a retrieve takes ~1 ms here; a database timeout is seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 

@@ -46,6 +46,18 @@ class AccessLogger(AbstractAccessLogger):
                          response.status, response.body_length, time * 1000, extra={"access": fields})
 
 
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With workers, a scrape reads every worker's files: the counts kept in plain numbers reach
+    them within FLUSH_SECONDS; all of them at exit (first in, so last out: after the sockets close)."""
+    metrics = app[METRICS]
+    task = asyncio.create_task(metrics.keep_flushing()) if metrics.multiprocess_dir is not None else None
+    yield
+    if task is not None:
+        task.cancel()
+        await asyncio.wait([task])
+    metrics.flush()
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     assert config.database_url, "the embedded PostgreSQL is started before the app (server/ops/cli.py)"
@@ -111,6 +123,7 @@ def create_app(config: Config, resources: tuple[Resource, ...] = DECLARED_RESOUR
     app[SEALER] = Sealer(secret)
     app[OPENAPI] = build_openapi(resources)
     app[ASYNCAPI] = build_asyncapi(resources, app[OPENAPI])
+    app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(connections_ctx)

@@ -88,3 +88,31 @@ async def test_tokens_never_reach_the_logs(client, token: str, caplog: pytest.Lo
     access = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
     assert any('"GET /ws/"' in line for line in access), access
     assert token not in caplog.text and token[:-1] not in caplog.text
+
+
+async def test_a_token_revoked_by_another_process_is_refused_at_once_though_cached(database_url: str) -> None:
+    """The handshake remembers good tokens (no database round trip); the credentials notification
+    of a change made elsewhere (here the CLI) forgets them before the next handshake. The periodic
+    re-check, and so the cache's max age, is an hour: only the notification can do it."""
+    import aiohttp
+
+    from tests.processes import ServerProcess
+    from tests.test_revocation import SAFETY_NET_OFF, cli, closed_within_a_second, user_with_token
+
+    old = await user_with_token(database_url, "cached")
+    server = await ServerProcess.start(database_url, "--workers", "1", env=SAFETY_NET_OFF)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.wait_serving(session)
+            url = f"{server.http}/ws/?token="
+            sockets = [Socket(await session.ws_connect(url + old)) for _ in range(2)]  # the second one from the cache
+            assert await sockets[1].request("list") == ok([], "list")
+            new = await cli(database_url, "token", "cached")
+            for ws in sockets:  # the notification has arrived: the sockets it closes say so
+                await closed_within_a_second(ws)
+            assert await refused(session, url + old) == (401, INVALID)
+            async with session.ws_connect(url + new) as connection:
+                assert await Socket(connection).request("list") == ok([], "list")
+        assert await server.stop() == 0, server.log
+    finally:
+        await server.kill()

@@ -141,3 +141,41 @@ async def test_a_second_serve_on_a_served_port_exits_at_once(database_url: str, 
         assert await first.stop() == 0
     finally:
         await first.kill()
+
+
+async def test_each_workers_request_counts_reach_a_scrape_of_any_worker(database_url: str) -> None:
+    """Workers count requests in plain numbers and hand them to the shared files every second: a
+    scrape (answered by one worker) soon adds up the requests served by both."""
+    token = await make_token(database_url)
+    server = await ServerProcess.start(database_url, "--workers", "2")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.next_line(r"server\.ops\.workers: 2 workers serving")
+            sockets = await open_sockets(server, session, token)
+            assert len({pid for pid, _ in sockets}) == 2
+            for _, ws in sockets:
+                assert (await ws_request(ws, "list", limit=1))["response_status"] == 200
+            wanted = {"dashboard_requests_total": SOCKETS, "dashboard_request_duration_seconds_count": SOCKETS,
+                      "dashboard_websocket_frames_total": SOCKETS * 2}  # in and out
+            counted: dict[str, float] = {}
+            async with asyncio.timeout(10):  # a few flushes (a second each), on a busy machine
+                while counted != wanted:
+                    async with session.get(f"{server.http}/metrics") as response:
+                        counted = ws_list_counts(await response.text(), wanted)
+                    await asyncio.sleep(0.1)
+            for _, ws in sockets:
+                await ws.close()
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+
+
+def ws_list_counts(text: str, names: dict[str, float]) -> dict[str, float]:
+    """These samples of /ws/ lists (or of frames), summed by name."""
+    counted: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in names and sample.labels.get("transport", "ws") == "ws" \
+                    and sample.labels.get("action", "list") == "list":
+                counted[sample.name] = counted.get(sample.name, 0) + sample.value
+    return counted

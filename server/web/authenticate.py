@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from aiohttp import web
 
@@ -70,15 +71,59 @@ def check_origin(request: web.Request, allowed_origins: tuple[str, ...]) -> None
     raise Forbidden(f"CSRF Failed: Origin checking failed - {origin} does not match any trusted origins.")
 
 
-async def _by_token(db: Database, token: str) -> Principal:
+class TokenCache:
+    """Token digest → its principal, so that a handshake skips the database round trip.
+
+    Only good tokens of active users are kept (so at most one entry per user). Its owner drops a
+    user's entries when the credentials notification names the user, and all of them when it may
+    have missed one (None); `max_age` is the safety net. A lookup that a drop overtook is not kept:
+    it may have read the row from before the change."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.generation = 0  # bumped by every drop
+        self._principals: dict[bytes, tuple[Principal, float]] = {}
+
+    def get(self, key: bytes) -> Principal | None:
+        # A dict lookup by SHA-256 digest: its timing tells nothing usable about stored tokens.
+        entry = self._principals.get(key)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, principal: Principal, generation: int) -> None:
+        """Keep a lookup that started at `generation`, unless a drop happened meanwhile."""
+        if generation == self.generation:
+            self._principals[principal.credential] = (principal, time.monotonic() + self.max_age)
+
+    def forget(self, users: frozenset[int] | None) -> None:
+        """These users' credentials changed (None: anyone's may have)."""
+        self.generation += 1
+        if users is None:
+            self._principals.clear()
+            return
+        for key in [key for key, (principal, _) in self._principals.items() if principal.user.id in users]:
+            del self._principals[key]
+
+
+async def _by_token(db: Database, token: str, tokens: TokenCache | None) -> Principal:
     if not TOKEN_SHAPE.fullmatch(token):
         raise Unauthorized("Invalid token.")
+    key = digest(token)
+    if tokens is not None:
+        principal = tokens.get(key)
+        if principal is not None:
+            return principal
+        generation = tokens.generation
     user = await user_for_token(db, token)
     if user is None:
         raise Unauthorized("Invalid token.")
     if not user.is_active:
         raise Unauthorized("User inactive or deleted.")
-    return Principal(user, digest(token), "token")
+    principal = Principal(user, key, "token")
+    if tokens is not None:
+        tokens.put(principal, generation)
+    return principal
 
 
 async def _by_session(request: web.Request, db: Database, allowed_origins: tuple[str, ...] | None) -> Principal:
@@ -94,12 +139,13 @@ async def _by_session(request: web.Request, db: Database, allowed_origins: tuple
 
 
 async def authenticate(request: web.Request, db: Database, *, query_token: bool = False,
-                       origins: tuple[str, ...] | None = None) -> Principal:
+                       origins: tuple[str, ...] | None = None, tokens: TokenCache | None = None) -> Principal:
     """The active user behind the request, or Unauthorized (401) with DRF's detail text.
 
     The token wins when one is sent (a bad token is a 401 even with a good cookie, as in DRF).
-    With `origins` given, a session cookie counts only from those origins (or none): 403."""
+    With `origins` given, a session cookie counts only from those origins (or none): 403.
+    With `tokens`, a token is looked up there first (the /ws/ handshake)."""
     token = token_from_request(request, query_token)
     if token is not None:
-        return await _by_token(db, token)
+        return await _by_token(db, token, tokens)
     return await _by_session(request, db, origins)

@@ -24,7 +24,7 @@ from server.resources.declaration import Call, Resource
 from server.resources.dispatch import Outcome, run_action
 from server.resources.subscribe import SUBSCRIBE
 from server.store.db import Database
-from server.web.authenticate import Principal
+from server.web.authenticate import Principal, TokenCache
 from server.web.codec import FrameError, encode, encode_push, envelope, parse_frame
 from server.web.limits import FrameThrottle, SocketCounter
 from server.web.metrics import Metrics
@@ -128,15 +128,15 @@ class Connection:
         """Count and time one reply; a failed one also gets a log line (never the request's data)."""
         # Labels come from the server's own names only: client text would grow the metrics without bound.
         if stream is None:
-            labels = ("(invalid frame)", "(none)")
+            stream, action = "(invalid frame)", "(none)"
         elif resource is None:
-            labels = ("(unknown stream)", "(none)")
-        else:
-            labels = (stream, action if isinstance(action, str) and action in resource.actions else "(unknown action)")
-        self.hub.metrics.request_answered(*labels, status, seconds)
+            stream, action = "(unknown stream)", "(none)"
+        elif not (type(action) is str and action in resource.actions):
+            action = "(unknown action)"
+        self.hub.metrics.request_answered(stream, action, status, seconds)
         if status >= 400:
             self.log.log(logging.WARNING if status >= 500 else logging.INFO,
-                         "ws %d request failed: stream %s action %s status %d", self.id, *labels, status)
+                         "ws %d request failed: stream %s action %s status %d", self.id, stream, action, status)
 
     # The sink of this socket's subscriptions (server/live/subscriptions.py).
 
@@ -244,6 +244,7 @@ class Connections:
         self.counter = SocketCounter(config.max_sockets, config.max_sockets_per_user)
         self._open: dict[Connection, None] = {}
         self._changed: set[int] | None = set()   # users whose credentials changed, unchecked (None: anyone's)
+        self._tokens = TokenCache(config.credential_check_seconds)
         self._recheck = asyncio.Event()
 
     def connect(self, ws: web.WebSocketResponse, request: web.BaseRequest, principal: Principal) -> Connection:
@@ -299,8 +300,14 @@ class Connections:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def tokens(self) -> TokenCache | None:
+        """The handshake's token cache, while the listener hears every change that must drop an entry."""
+        return self._tokens if self.listener.health.connected else None
+
     def credentials_changed(self, users: frozenset[int] | None) -> None:
         """These users' credentials changed (None: anyone's may have): check their sockets now."""
+        self._tokens.forget(users)
         if self._changed is not None:
             self._changed = None if users is None else self._changed | users
         self._recheck.set()

@@ -19,22 +19,25 @@ class SocketCounter:
     def __init__(self, total: int, per_user: int) -> None:
         self.total, self.per_user = total, per_user
         self.open: Counter[int] = Counter()
+        self.count = 0  # sum(self.open.values()), kept rather than summed at every handshake
 
     def claim(self, user_id: int) -> Callable[[], None]:
         """Take one socket slot, or refuse (503 in total, 429 for this user) before the upgrade.
 
         Returns the function that gives the slot back (calling it again does nothing)."""
-        if sum(self.open.values()) >= self.total:
+        if self.count >= self.total:
             raise TooManyConnections(503, TOO_MANY_SOCKETS)
         if self.open[user_id] >= self.per_user:
             raise TooManyConnections(429, TOO_MANY_FOR_USER)
         self.open[user_id] += 1
+        self.count += 1
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
+                self.count -= 1
                 self.open[user_id] -= 1
                 if not self.open[user_id]:
                     del self.open[user_id]

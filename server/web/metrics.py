@@ -1,7 +1,9 @@
 """The server's Prometheus metrics, by name, and their text exposition (multi-process aware)."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import asyncio
+from bisect import bisect_left
+from typing import Iterable
 
 import platform
 
@@ -14,8 +16,42 @@ from server import __version__
 HANDSHAKE_STATUSES = (400, 401, 403, 429, 503)
 THROTTLE_REASONS = ("deadline", "login", "queue", "rate")
 LOGIN_OUTCOMES = ("success", "unknown user", "wrong password", "inactive", "no password", "throttled")
+FLUSH_SECONDS = 1.0  # with workers: how stale another worker's request counts may be in a scrape
 # Request latency buckets: a retrieve takes ~1 ms here; a database timeout is seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Answered:
+    """One request series' count and timing, kept in plain numbers between flushes.
+
+    Counter.inc and Histogram.observe take a lock per value (three per request, the bucket found by
+    walking the bounds), a measurable share of a retrieve; here a request costs three additions, and
+    flush() hands the sums to the prometheus_client children (in either mode) before a scrape reads
+    them. tests/test_health.py reads the results back."""
+
+    __slots__ = ("count", "total", "buckets", "_counter", "_histogram")
+    BOUNDS = (*LATENCY_BUCKETS, float("inf"))
+
+    def __init__(self, counter: Counter, histogram: Histogram) -> None:
+        self.count, self.total, self.buckets = 0, 0.0, [0] * len(self.BOUNDS)
+        self._counter, self._histogram = counter, histogram
+
+    def __call__(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.buckets[bisect_left(self.BOUNDS, seconds)] += 1
+
+    def flush(self) -> None:
+        if not self.count:
+            return
+        # Histogram has no public "add n observations": its values are reached directly.
+        values = self._histogram._buckets
+        for index, observed in enumerate(self.buckets):
+            if observed:
+                values[index].inc(observed)
+        self._histogram._sum.inc(self.total)
+        self._counter.inc(self.count)
+        self.count, self.total, self.buckets = 0, 0.0, [0] * len(self.BOUNDS)
 
 
 class Metrics:
@@ -62,9 +98,9 @@ class Metrics:
             "dashboard_logins", "Login attempts (/api/auth/login/ and /api/auth/token/), by outcome.",
             ["outcome"], registry=registry)
         self._process_gauges(registry)
-        # Present from the first scrape, at 0; bound once, as they count every frame.
-        self.frame_received = self.frames.labels("in").inc
-        self.frame_sent = self.frames.labels("out").inc
+        # Present from the first scrape, at 0; counted in plain numbers, flushed as requests are.
+        self._frames_in, self._frames_out = self.frames.labels("in"), self.frames.labels("out")
+        self._received = self._sent = 0
         for state in ("in_use", "idle", "waiting"):
             self.db_pool.labels(state)
         # The fixed vocabularies at 0, so that a dashboard sees every series from the first scrape.
@@ -74,7 +110,8 @@ class Metrics:
             self.throttled.labels(reason)
         for outcome in LOGIN_OUTCOMES:
             self.logins.labels(outcome.replace(" ", "_"))
-        self._answered: dict[tuple[str, str, int, str], tuple[Callable[[], None], Callable[[float], None]]] = {}
+        # transport → stream → action → status → its bound children: found without allocating.
+        self._answered: dict[str, dict[str, dict[str, dict[int, Answered]]]] = {"ws": {}, "rest": {}}
 
     def _process_gauges(self, registry: CollectorRegistry) -> None:
         """process_* as gauges (with a pid label under multiprocess mode, which has no process collector),
@@ -105,6 +142,34 @@ class Metrics:
                     metric.inc(sample.value - self._cpu_counted)
                     self._cpu_counted = sample.value
 
+    def frame_received(self) -> None:
+        self._received += 1
+
+    def frame_sent(self) -> None:
+        self._sent += 1
+
+    def flush(self) -> None:
+        """Hand the per-request counts kept since the last flush to prometheus_client: before this
+        process renders a scrape, and (with workers, whose scrapes read every worker's files) every
+        FLUSH_SECONDS and at exit."""
+        if self._received:
+            self._frames_in.inc(self._received)
+            self._received = 0
+        if self._sent:
+            self._frames_out.inc(self._sent)
+            self._sent = 0
+        for streams in self._answered.values():
+            for actions in streams.values():
+                for statuses in actions.values():
+                    for answered in statuses.values():
+                        answered.flush()
+
+    async def keep_flushing(self) -> None:
+        """Flush every FLUSH_SECONDS until cancelled (with workers, server/app.py)."""
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.flush()
+
     def set_pool(self, in_use: int, idle: int, waiting: int) -> None:
         self.db_pool.labels("in_use").set(in_use)
         self.db_pool.labels("idle").set(idle)
@@ -116,14 +181,13 @@ class Metrics:
     def request_answered(self, stream: str, action: str, status: int, seconds: float, transport: str = "ws") -> None:
         """Labels are the server's own names (a stream, an action, or a placeholder), never client
         text, so the label children bound here once each are few."""
-        key = (stream, action, status, transport)
-        hooks = self._answered.get(key)
-        if hooks is None:
-            hooks = self._answered[key] = (self.requests.labels(transport, stream, action, str(status)).inc,
-                                           self.request_seconds.labels(transport, stream, action).observe)
-        count, observe = hooks
-        count()
-        observe(seconds)
+        try:
+            answered = self._answered[transport][stream][action][status]
+        except KeyError:
+            answered = Answered(self.requests.labels(transport, stream, action, str(status)),
+                                self.request_seconds.labels(transport, stream, action))
+            self._answered.setdefault(transport, {}).setdefault(stream, {}).setdefault(action, {})[status] = answered
+        answered(seconds)
 
     def expect_requests(self, served: Iterable[tuple[str, str, str]]) -> None:
         """The request families' series for every (transport, stream, action) served, at 0 from the
@@ -146,6 +210,7 @@ class Metrics:
     def render(self, accept: str) -> tuple[bytes, str]:
         """The exposition the scraper asked for (Accept), of this process or, with workers, of them all."""
         encode, content_type = choose_encoder(accept)
+        self.flush()
         if self.multiprocess_dir is None:
             return encode(self.registry), content_type
         collected = CollectorRegistry()

@@ -15,7 +15,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     connections = request.app[CONNECTIONS]
     config = connections.config
     try:
-        principal = await authenticate(request, connections.db, query_token=True, origins=config.allowed_origins)
+        principal = await authenticate(request, connections.db, query_token=True, origins=config.allowed_origins,
+                                       tokens=connections.tokens)
         ws = web.WebSocketResponse(max_msg_size=config.max_frame_bytes + 1, heartbeat=config.heartbeat_seconds,
                                    compress=False)
         if not ws.can_prepare(request).ok:

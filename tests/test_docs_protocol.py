@@ -352,6 +352,11 @@ async def _database_down(stage: Stage) -> None:
     stage.database_down = True
     admin(stage.pg_server, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     admin(stage.pg_server, f"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{name}'")  # until gone: their goodbye sent
+    # Until the server has noticed (its change listener lost): before that, a token it checked
+    # moments ago may still open a socket from the handshake's cache (docs/protocol.md).
+    async with asyncio.timeout(10):
+        while (await stage.client.get("/readyz")).status != 503:
+            await asyncio.sleep(0.05)
 
 
 async def _database_up(stage: Stage) -> None:

@@ -2,8 +2,9 @@
 
 A reply is written at once when nothing waits before it and the transport holds nothing unsent
 (the usual case: no task hop, nothing allocated). Otherwise frames queue here and a writer task,
-started then and ended when the queue is empty, sends them in order: replies and pushes leave in
-the order they were produced, and the listener fans a change out with put() calls that never wait.
+started then, sends them in order: replies and pushes leave in the order they were produced, and the
+listener fans a change out with put() calls that never wait. Once started, the writer stays, parked
+while nothing waits: waking it is much cheaper than a new task for every push to every socket.
 
 The budget counts the bytes (characters of JSON text) queued here plus those the transport holds
 unsent. Request replies wait while over it (send()): a client that keeps asking but never reads
@@ -41,7 +42,7 @@ class Outbox:
     """The socket's outgoing frames, the bytes they hold, and (while frames wait) their writer."""
 
     __slots__ = ("_ws", "_transport", "budget", "deadline", "_on_sent", "_on_overflow", "_frames", "_queued",
-                 "_writer", "_room", "_sending", "_broken", "_closer", "_watch", "_mark", "_sent", "aborted")
+                 "_writer", "_more", "_room", "_sending", "_broken", "_closer", "_watch", "_mark", "_sent", "aborted")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.BaseRequest, budget: int, deadline: float,
                  on_sent: Callable[[], None] = lambda: None,
@@ -54,6 +55,7 @@ class Outbox:
         self._frames: collections.deque[str] | None = None  # made when a frame first has to wait
         self._queued = 0                   # characters in _frames
         self._writer: asyncio.Task[None] | None = None
+        self._more: asyncio.Future[None] | None = None     # the writer is parked on it: nothing waits
         self._room: asyncio.Future[None] | None = None     # a waiter for room (send) or for the end (drained)
         self._sending = False              # the writer waits for the client to take a frame
         self._broken = False               # the peer went away under the writer
@@ -83,7 +85,7 @@ class Outbox:
     async def send(self, frame: str) -> None:
         """A reply (or a replayed push): written now if nothing waits, else queued once within the budget."""
         transport = self._transport
-        if self._writer is None and len(frame) <= DIRECT_MAX and transport is not None \
+        if not self._busy and len(frame) <= DIRECT_MAX and transport is not None \
                 and not transport.get_write_buffer_size():
             if self.closing:
                 return
@@ -94,7 +96,7 @@ class Outbox:
                 return
             self._on_sent()
             return
-        while self._writer is not None and self.unsent() + len(frame) > self.budget and not self.closing:
+        while self._busy and self.unsent() + len(frame) > self.budget and not self.closing:
             await self._wait()  # the writer wakes it with each frame sent, and when it ends
         if not self.closing:
             self._queue(frame)
@@ -113,15 +115,23 @@ class Outbox:
             self._frames = collections.deque()
         self._frames.append(frame)
         self._queued += len(frame)
-        if self._writer is not None:
+        if self._busy:
             return True
-        self._writer = asyncio.get_running_loop().create_task(self._write())
-        self._arm()
+        if self._more is not None:  # the parked writer: it sends from its next turn
+            more, self._more = self._more, None
+            more.set_result(None)
+        else:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
         return False
+
+    @property
+    def _busy(self) -> bool:
+        """A writer is sending (not parked, nor yet to be started)."""
+        return self._writer is not None and self._more is None
 
     async def drained(self) -> None:
         """Until every queued frame is written: shutdown sends the reply in flight before 1001."""
-        while self._writer is not None and not self.closing:
+        while self._busy and not self.closing:
             await self._wait()
 
     async def close(self) -> None:
@@ -145,25 +155,34 @@ class Outbox:
     async def _write(self) -> None:
         frames = self._frames
         assert frames is not None
+        loop = asyncio.get_running_loop()
         try:
-            while frames:
-                frame = frames.popleft()
-                self._queued -= len(frame)
-                self._sending = True
-                await self._ws.send_str(frame)  # returns at once unless the client's buffers are full
-                self._sending = False
-                self._sent += 1
-                self._on_sent()
-                self._wake()
+            while True:
+                while frames:
+                    frame = frames.popleft()
+                    self._queued -= len(frame)
+                    self._sending = True
+                    if self._watch is None and (self._buffered() or len(frame) > DIRECT_MAX):
+                        self._arm()  # the client is behind, or this frame may fill its buffer: it can stall now
+                    await self._ws.send_str(frame)  # returns at once unless the client's buffers are full
+                    self._sending = False
+                    self._sent += 1
+                    self._on_sent()
+                    self._wake()
+                self._disarm()
+                self._more = loop.create_future()  # parked: _queue wakes it
+                self._wake()                        # drained() and send() see it idle
+                await self._more
         except ConnectionError:
             self._broken = True  # the peer went away; the read loop ends the connection
         finally:
             self._sending = False
-            self._writer = None
+            self._writer = self._more = None
             self._disarm()
             self._wake()
 
-    # The send deadline: checked once per deadline while the writer runs, not per frame.
+    # The send deadline: armed once the writer may stall (not for every push to a reading client: a
+    # timer per push and socket doubled a fan-out's CPU), then checked once per deadline, not per frame.
 
     def _arm(self) -> None:
         self._mark = (self._sent, self._buffered())
@@ -177,7 +196,7 @@ class Outbox:
     def _check(self) -> None:
         """Progress since the last check (a frame sent, the unsent bytes fewer), or the close."""
         self._watch = None
-        if self._writer is None or self.closing:
+        if not self._busy or self.closing:
             return
         sent, buffered = self._mark
         if self._sent != sent or self._buffered() < buffered or not self._sending:

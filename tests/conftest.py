@@ -111,6 +111,24 @@ async def ws(client: TestClient, token: str) -> AsyncIterator[Socket]:
         yield Socket(connection)
 
 
+# The two outage replies (docs/protocol.md §8): nothing written, and a write whose outcome is unknown.
+UNAVAILABLE = ["Service unavailable, try again."]
+UNKNOWN = ["Outcome unknown: the database did not confirm this write in time. "
+           "Check before retrying, or retry with the same idempotency key."]
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[Any]:
+    """An embedded PostgreSQL of the module's own, which its tests may stop, freeze and kill (tests/faults.py)."""
+    from tests.faults import FaultyPostgres  # here: tests/faults.py imports this module's helpers
+
+    cluster = FaultyPostgres()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
 def ok(data: Any, action: str, status: int = 200, request_id: Any = 1) -> dict[str, Any]:
     return {"errors": [], "data": data, "action": action, "response_status": status, "request_id": request_id}
 

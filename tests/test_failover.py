@@ -13,13 +13,12 @@ from typing import Any, Iterator
 import aiohttp
 import pytest
 
-from tests.conftest import ADA, TEST_SECRET, error, ok
+from tests.conftest import ADA, TEST_SECRET, UNAVAILABLE, error, ok
 from tests.processes import ServerProcess, free_port, make_token, server_command, server_environment
 from tests.replicas import ReplicatedPostgres
 
 pytestmark = [pytest.mark.embedded, pytest.mark.failover]
 
-UNAVAILABLE = ["Service unavailable, try again."]
 RESUME_BOUND = 10  # seconds: the "writes resume within 10 s", as a bound on a wait
 WRITERS = 4
 

@@ -5,7 +5,7 @@ import dataclasses
 
 import asyncio
 import itertools
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -14,24 +14,12 @@ from server.accounts.users import create_user, issue_token
 from server.app import create_app
 from server.config import Config
 from server.web.keys import DB, SEALER
-from tests.conftest import ADA, TEST_SECRET, Socket, error, ok
+from tests.conftest import ADA, TEST_SECRET, UNAVAILABLE, UNKNOWN, Socket, error, ok
 from tests.faults import FaultyPostgres
 
 pytestmark = pytest.mark.embedded
 
-UNAVAILABLE = ["Service unavailable, try again."]
-UNKNOWN = ["Outcome unknown: the database did not confirm this write in time. "
-           "Check before retrying, or retry with the same idempotency key."]
 HANG_GUARD = 6  # seconds: the issue's "a 503 within 5 s, never a hang", as a guard, not a timing
-
-
-@pytest.fixture(scope="module")
-def faulty() -> Iterator[FaultyPostgres]:
-    cluster = FaultyPostgres()
-    try:
-        yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
+from tests.conftest import UNAVAILABLE
 from tests.processes import ServerProcess, make_token
 from tests.tcp_proxy import TcpProxy
 
-UNAVAILABLE = ["Service unavailable, try again."]
 HANDSHAKE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 

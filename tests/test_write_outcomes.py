@@ -4,33 +4,21 @@ idempotency key (both transports) can be retried safely."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 import aiohttp
 import psycopg2
 import pytest
 
-from tests.conftest import ADA
+from tests.conftest import ADA, UNAVAILABLE, UNKNOWN
 from tests.faults import FaultyPostgres
 from tests.processes import ServerProcess, make_token
 
 pytestmark = pytest.mark.embedded
 
-UNAVAILABLE = ["Service unavailable, try again."]
-UNKNOWN = ["Outcome unknown: the database did not confirm this write in time. "
-           "Check before retrying, or retry with the same idempotency key."]
 REUSED = ["This idempotency key was already used with a different request."]
 DB_TIMEOUT = 2
 GUARD = DB_TIMEOUT + 4  # seconds: a reply comes within the database timeout (a bound, not a timing)
-
-
-@pytest.fixture(scope="module")
-def faulty() -> Iterator[FaultyPostgres]:
-    cluster = FaultyPostgres()
-    try:
-        yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture

@@ -52,11 +52,12 @@ def fanout(result: Results | None) -> tuple[float | None, str]:
         return None, result["note"]
     latency = result["after_reply"]
     lost = result["pushes_expected"] - result["pushes_received"]
+    lost_text = f"{lost} lost" if lost >= 0 else f"{-lost} pushes more than counted (late subscriptions)"
     died = "" if result.get("server_alive_after", True) else ", the server died"
     unopened = f", {result['not_opened']:,} not opened" if result.get("not_opened") else ""
     return latency["p99_ms"], (f"p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms "
                                f"({result['subscribed']:,} of {result['subscribers']:,} subscribed{unopened}, "
-                               f"{lost} lost{died})")
+                               f"{lost_text}{died})")
 
 
 def peak_rss(results: Results) -> tuple[float | None, str]:

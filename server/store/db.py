@@ -190,7 +190,9 @@ class Session:
         write is not sent (503, nothing written) rather than sent into it (504, outcome unknown).
         One poll of the socket; the input is read only when there is some."""
         raw = self._connection.raw
-        if not select.select([raw.fileno()], [], [], 0)[0]:
+        poller = select.poll()  # not select(): a server with thousands of sockets has descriptors past 1,024
+        poller.register(raw.fileno(), select.POLLIN)
+        if not poller.poll(0):
             return
         try:
             raw.poll()

@@ -51,6 +51,9 @@ class Managed:
         if self.stop_command:
             subprocess.run(self.stop_command, capture_output=True, check=False)
         if self.workdir is not None:
+            log = self.workdir / "server.log"
+            if log.exists():  # what the server said, for a run that went wrong
+                shutil.copy(log, Path(tempfile.gettempdir()) / "dashboard-bench-server.log")
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
